@@ -42,9 +42,10 @@ def test_mmcv_compiled_ops_compute():
 
 def test_mmdet_mask_rcnn_predicts_on_cpu():
     from mmdet.apis import inference_detector, init_detector
+    from mmengine.hub import get_config
 
-    model = init_detector("mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py", checkpoint=None,
-                          device="cpu")
+    cfg = get_config("mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py")
+    model = init_detector(cfg, checkpoint=None, device="cpu")
     image = np.random.default_rng(0).integers(0, 255, (160, 224, 3), dtype=np.uint8)
     result = inference_detector(model, image)
     pred = result.pred_instances
@@ -54,10 +55,11 @@ def test_mmdet_mask_rcnn_predicts_on_cpu():
 
 
 def test_mmseg_upernet_r50_builds_and_predicts_on_cpu():
+    from mmengine.hub import get_config
     from mmseg.apis import inference_model, init_model
 
-    model = init_model("mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py", checkpoint=None,
-                       device="cpu")
+    cfg = get_config("mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py")
+    model = init_model(cfg, checkpoint=None, device="cpu")
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     result = inference_model(model, image)
     assert tuple(result.pred_sem_seg.data.shape) == (1, 96, 128)

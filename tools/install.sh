@@ -109,7 +109,7 @@ fi
 
 step "OpenMMLab, timm, plgvit_mm (editable) and dev tools"
 if have "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" "timm==1.0.31" pycocotools shapely \
-        "cityscapesscripts==2.3.0" matplotlib pytest ruff plgvit_mm \
+        "cityscapesscripts==2.3.0" matplotlib ftfy regex pytest ruff plgvit_mm \
    && "$PY" -c 'import plgvit_mm, os, sys; sys.exit(not plgvit_mm.__file__.startswith(sys.argv[1]))' "$ROOT" 2>/dev/null; then
   echo "[install] present"
 else
