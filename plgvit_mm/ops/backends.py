@@ -1,0 +1,105 @@
+"""Backend selection for neighborhood attention.
+
+Precedence: the ``backend=`` argument, then the innermost :func:`na_backend` context, then the
+``PLGVIT_MM_NA_BACKEND`` environment variable, then ``'auto'`` (the Triton kernel where it
+supports the call, else the reference). A named backend that cannot serve a call falls back to
+the reference with a one-time warning saying why.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+
+from torch import Tensor
+
+BACKENDS = ("reference", "triton", "flex")
+"""Implementations: pure PyTorch, fused Triton kernels, compiled flex_attention (8x16 tiles)."""
+
+ENV_VAR = "PLGVIT_MM_NA_BACKEND"
+
+_context_backend: ContextVar[str | None] = ContextVar("plgvit_mm_na_backend", default=None)
+_warned: set[tuple[str, str]] = set()
+
+
+def check_backend_name(name: str) -> str:
+    """Return ``name`` lower-cased if it names a backend or ``'auto'``, else raise ValueError."""
+    valid = ("auto", *BACKENDS)
+    if not isinstance(name, str) or name.lower() not in valid:
+        raise ValueError(f"unknown neighborhood-attention backend {name!r}; valid: {valid}")
+    return name.lower()
+
+
+@contextlib.contextmanager
+def na_backend(name: str) -> Iterator[None]:
+    """Use backend ``name`` for :func:`na2d` calls inside the ``with`` block."""
+    token = _context_backend.set(check_backend_name(name))
+    try:
+        yield
+    finally:
+        _context_backend.reset(token)
+
+
+def requested_backend(explicit: str | None = None) -> str:
+    """The backend asked for by argument, context manager or environment (else ``'auto'``)."""
+    if explicit is not None:
+        return check_backend_name(explicit)
+    if (name := _context_backend.get()) is not None:
+        return name
+    env = os.environ.get(ENV_VAR)
+    if env:
+        try:
+            return check_backend_name(env)
+        except ValueError as err:
+            raise ValueError(f"environment variable {ENV_VAR}: {err}") from None
+    return "auto"
+
+
+def unsupported_reason(name: str, q: Tensor, rpb: Tensor | None, attn_drop: float) -> str | None:
+    """Why backend ``name`` cannot serve a call with these inputs, or None when it can."""
+    if name == "reference":
+        return None
+    if name == "triton":
+        from . import na2d_triton
+
+        return na2d_triton.unsupported_reason(q, rpb, attn_drop)
+    from . import na2d_flex
+
+    return na2d_flex.unsupported_reason(q, rpb, attn_drop)
+
+
+def _implementation(name: str) -> Callable[..., Tensor]:
+    if name == "reference":
+        from .na2d_reference import na2d_reference
+
+        return na2d_reference
+    if name == "triton":
+        from .na2d_triton import na2d_triton
+
+        return na2d_triton
+    from .na2d_flex import na2d_flex
+
+    return na2d_flex
+
+
+def select_backend(
+    requested: str, q: Tensor, rpb: Tensor | None, attn_drop: float
+) -> tuple[str, Callable[..., Tensor]]:
+    """Resolve ``requested`` (a name or ``'auto'``) to the backend that serves this call."""
+    if requested == "auto":
+        name = "triton" if unsupported_reason("triton", q, rpb, attn_drop) is None else "reference"
+        return name, _implementation(name)
+    reason = unsupported_reason(requested, q, rpb, attn_drop)
+    if reason is None:
+        return requested, _implementation(requested)
+    if (requested, reason) not in _warned:
+        _warned.add((requested, reason))
+        warnings.warn(
+            f"neighborhood-attention backend {requested!r} unavailable ({reason}); "
+            "using 'reference'",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "reference", _implementation("reference")
