@@ -95,3 +95,14 @@ def test_plain_matmul_attention_and_norms():
     expected = 2 * (_linear_macs(50, 48, 144) + _linear_macs(50, 48, 48) + 2 * 50 * 50 * 48)
     assert result.total == expected  # norms and activations are not MACs
     assert result.attention == 0
+
+
+def test_scaled_dot_product_attention_is_counted():
+    """SDPA (used by the PLG-ViT attention branches) counts q.k^T plus attn.v."""
+
+    class Attn(torch.nn.Module):
+        def forward(self, q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    q, k, v = torch.randn(2, 3, 10, 8), torch.randn(2, 3, 12, 8), torch.randn(2, 3, 12, 5)
+    assert count_macs(Attn(), (q, k, v)).total == 2 * 3 * 10 * 12 * (8 + 5)

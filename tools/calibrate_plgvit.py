@@ -14,13 +14,12 @@ import argparse
 import json
 import statistics
 import time
-from math import prod
 
 import timm
 import torch
-from mmengine.analysis import FlopAnalyzer
 
 import plgvit_mm.models.backbones.plgvit as plgvit
+from plgvit_mm.utils.flops import count_macs
 
 PEERS = ('mobilevit_s', 'edgenext_small')
 TARGETS = (  # (numerator, denominator, max ratio)
@@ -63,23 +62,6 @@ def build(name: str, features: bool, arch_overrides: dict | None = None) -> torc
     else:
         model = timm.create_model(name, features_only=features)
     return model.eval()
-
-
-def sdpa_macs(inputs, outputs) -> int:
-    """q @ k^T plus attn @ v of ``F.scaled_dot_product_attention`` (one MAC per multiply-add)."""
-    q, k = inputs[0].type().sizes(), inputs[1].type().sizes()
-    return 2 * prod(q[:-1]) * k[-2] * q[-1]
-
-
-def count_macs(model: torch.nn.Module, size: tuple[int, int]) -> int:
-    analyzer = FlopAnalyzer(model, torch.randn(1, 3, *size))
-    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_macs)
-    for op in ('aten::layer_norm', 'aten::upsample_bilinear2d', 'aten::adaptive_avg_pool2d',
-               'aten::batch_norm', 'aten::group_norm'):
-        analyzer.set_op_handle(op, None)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return int(analyzer.total())
 
 
 def interleaved_medians(models: dict[str, torch.nn.Module], size: tuple[int, int],
@@ -130,7 +112,7 @@ def main() -> None:
         for name, model in models.items():
             rows[name] = dict(
                 params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                gmacs=None if args.no_macs else count_macs(model, size) / 1e9,
+                gmacs=None if args.no_macs else count_macs(model, torch.randn(1, 3, *size)).total / 1e9,
                 median_ms=latency[name])
             gmacs = rows[name]['gmacs']
             print(f'{size_str:>9} {name:34s} {rows[name]["params_m"]:6.2f}M '

@@ -26,6 +26,7 @@ from mmengine.analysis.jit_handles import (
     bmm_flop_jit,
     conv_flop_jit,
     einsum_flop_jit,
+    get_shape,
     linear_flop_jit,
     matmul_flop_jit,
 )
@@ -34,10 +35,24 @@ from torch import Tensor, nn
 from plgvit_mm.ops import NeighborhoodAttention2D
 from plgvit_mm.ops import neighborhood_attention as na_module
 
+
+def sdpa_flop_jit(inputs: list, outputs: list) -> int:
+    """MACs of ``scaled_dot_product_attention``: q.k^T plus attn.v.
+
+    q (..., Lq, E), k (..., Lk, E), v (..., Lk, Ev) -> prod(...) * Lq * Lk * (E + Ev).
+    """
+    q_shape, k_shape, v_shape = (get_shape(x) for x in inputs[:3])
+    batch = 1
+    for size in q_shape[:-2]:
+        batch *= size
+    return batch * q_shape[-2] * k_shape[-2] * (q_shape[-1] + v_shape[-1])
+
+
 MAC_OPS = {
     "aten::_convolution": conv_flop_jit, "aten::linear": linear_flop_jit,
     "aten::addmm": addmm_flop_jit, "aten::mm": matmul_flop_jit, "aten::matmul": matmul_flop_jit,
     "aten::bmm": bmm_flop_jit, "aten::einsum": einsum_flop_jit,
+    "aten::scaled_dot_product_attention": sdpa_flop_jit,
 }
 """Traced ops that are counted, with mmengine's (fvcore's) handles (one MAC per multiply-add)."""
 NON_MAC_OPS = (
