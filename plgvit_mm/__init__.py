@@ -12,11 +12,11 @@ from .version import __version__
 
 checkpoint_safety.install()
 
-from . import models, ops  # noqa: E402  (after the loader patch)
+from . import engine, models, ops  # noqa: E402  (after the loader patch)
 
 OPENMMLAB_DETECTION_AVAILABLE = find_spec("mmdet") is not None and find_spec("mmcv") is not None
 if OPENMMLAB_DETECTION_AVAILABLE:
     from . import datasets, evaluation  # noqa: E402,F401
     from .models import mono3d, necks  # noqa: E402,F401
 
-__all__ = ["__version__", "models", "ops", "checkpoint_safety", "OPENMMLAB_DETECTION_AVAILABLE"]
+__all__ = ["__version__", "engine", "models", "ops", "checkpoint_safety", "OPENMMLAB_DETECTION_AVAILABLE"]

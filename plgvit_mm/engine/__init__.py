@@ -1,0 +1,17 @@
+"""Training-engine parts for reliable runs (registered in mmengine's root registries; torch and
+mmengine only):
+
+- :class:`ResumableCheckpointHook` (``HOOKS``): atomic checkpoints, ``last_checkpoint`` written
+  after the file is complete, random states saved and restored for exact resumption.
+- :class:`CPUAmpOptimWrapper` (``OPTIM_WRAPPERS``): bfloat16 autocast training on CPUs.
+- ``'atomic_local'`` file backend (:class:`AtomicLocalBackend`).
+"""
+from .atomic_file import AtomicLocalBackend, atomic_write_bytes, atomic_write_text
+from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper
+from .resumable_checkpoint_hook import ResumableCheckpointHook
+from .rng_state import capture_rng_state, gather_rng_states, restore_rng_state
+
+__all__ = [
+    "AtomicLocalBackend", "CPUAmpOptimWrapper", "ResumableCheckpointHook", "atomic_write_bytes",
+    "atomic_write_text", "capture_rng_state", "gather_rng_states", "restore_rng_state",
+]
