@@ -1,0 +1,120 @@
+"""Inference speed of a whole detector or segmentor (data preprocessor + model + postprocessing).
+
+    python tools/benchmark.py CONFIG [CHECKPOINT] [--shape H W] [--dataset] [--warmup 5]
+        [--repeats 30] [--device cuda:0] [--json-out result.json] [--cfg-options ...]
+
+Images are generated (random noise of H x W, default 800 x 1333) or, with ``--dataset``, read
+from the config's test set; either way the config's test pipeline resizes them. Each timed step
+is ``model.test_step`` on one image (CUDA synchronised); the result is the median over
+``--repeats`` steps after ``--warmup`` untimed ones. Without CHECKPOINT the weights are random,
+which changes no shape (detectors still keep their top-k proposals).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+from config_cli import add_config_arguments, allow_untrusted_checkpoints, load_config
+from inference_cli import build_inference_model, make_batch, task_of
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="config file")
+    parser.add_argument("checkpoint", nargs="?", default=None, help="checkpoint (optional)")
+    parser.add_argument("--shape", type=int, nargs=2, default=(800, 1333), metavar=("H", "W"),
+                        help="size of the generated images before the test pipeline")
+    parser.add_argument("--dataset", action="store_true",
+                        help="use the config's test images instead of generated ones")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=30, help="timed steps")
+    parser.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json-out", help="write the result as JSON here")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a checkpoint that needs a full unpickle")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.warmup < 0 or args.repeats < 1:
+        parser.error("--warmup must be >= 0 and --repeats >= 1")
+    if min(args.shape) < 32:
+        parser.error(f"--shape must be at least 32 x 32, got {args.shape}")
+    return args
+
+
+def generated_batches(cfg: Config, height: int, width: int, count: int, seed: int = 0):
+    """``count`` single-image batches of uniform noise, through the test pipeline."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        yield make_batch(cfg, [image])
+
+
+def dataset_batches(cfg: Config, count: int):
+    """The first ``count`` batches of the config's test dataloader (batch size 1)."""
+    loader_cfg = dict(cfg.test_dataloader, batch_size=1, num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg)
+    if len(loader) < count:
+        raise ValueError(f"--dataset: the test set has {len(loader)} images, "
+                         f"--warmup + --repeats needs {count}")
+    for index, batch in enumerate(loader):
+        if index == count:
+            return
+        yield batch
+
+
+def benchmark(model: torch.nn.Module, batches, warmup: int) -> tuple[list[float], tuple]:
+    """Seconds per timed ``test_step`` and the (H, W) of the last image after the test pipeline
+    (the data preprocessor may pad it further)."""
+    cuda = next(model.parameters()).is_cuda
+    times, input_shape = [], ()
+    with torch.no_grad():
+        for index, batch in enumerate(batches):
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.test_step(batch)
+            if cuda:
+                torch.cuda.synchronize()
+            if index >= warmup:
+                times.append(time.perf_counter() - start)
+            input_shape = tuple(batch["data_samples"][0].img_shape)
+    return times, input_shape
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.trust_checkpoint:
+        allow_untrusted_checkpoints()
+    cfg = load_config(args.config, args.cfg_options)
+    model = build_inference_model(cfg, args.checkpoint, args.device)
+    count = args.warmup + args.repeats
+    batches = (dataset_batches(cfg, count) if args.dataset
+               else generated_batches(cfg, *args.shape, count))
+    times, input_shape = benchmark(model, batches, args.warmup)
+    median = statistics.median(times)
+    result = dict(
+        config=args.config, task=task_of(cfg), device=args.device,
+        device_name=(torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+                     else "cpu"),
+        torch_threads=torch.get_num_threads(),
+        images="dataset" if args.dataset else f"generated {args.shape[0]} x {args.shape[1]}",
+        pipeline_output_hw=list(input_shape), warmup=args.warmup, repeats=args.repeats,
+        median_ms=round(1000 * median, 3), mean_ms=round(1000 * statistics.fmean(times), 3),
+        min_ms=round(1000 * min(times), 3), fps=round(1.0 / median, 3),
+        params=sum(p.numel() for p in model.parameters()))
+    print(json.dumps(result, indent=1))
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
