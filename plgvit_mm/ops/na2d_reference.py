@@ -1,10 +1,15 @@
 """Reference 2-D neighborhood attention in plain PyTorch (any device, autograd, deterministic on CPU).
 
-Queries are grouped into 2-D tiles of one dilation group; each tile attends the halo of keys
-covering all its windows with one batched matmul, keys outside a query's window masked to -inf
-through the bias gather. Memory is O(H * W * k^2): the logits hold (tile + k - 1)^2 / tile^2
-times the exact k^2 per query (the tile shape trades that waste against matmul count), computed in chunks of tiles of at
-most CHUNK_LOGITS logits, so without autograd a large map never holds all of them at once.
+Two exact algorithms: on CPU in float32/float64 without dropout, maps of at least
+``na2d_csr.MIN_TOKENS_PER_WINDOW`` windows run as sparse CSR attention (exact k^2 work, see
+:mod:`.na2d_csr`); everything else runs the tiled algorithm below.
+
+Tiled algorithm: queries are grouped into 2-D tiles of one dilation group; each tile attends
+the halo of keys covering all its windows with one batched matmul, keys outside a query's
+window masked to -inf through the bias gather. Memory is O(H * W * k^2): the logits hold
+(tile + k - 1)^2 / k^2 times the exact k^2 per query (the tile shape trades that waste against
+matmul count), computed in chunks of tiles of at most CHUNK_LOGITS logits, so without autograd
+a large map never holds all of them at once.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import na2d_csr
 from .na_windows import axis_tiles, plane_tiles
 
 CHUNK_LOGITS = 1 << 23
@@ -71,7 +77,26 @@ def na2d_reference(
     """Neighborhood attention on validated inputs (see :func:`plgvit_mm.ops.na2d`).
 
     q, k, v: (B, H, W, heads, head_dim); rpb: (heads, 2*ky-1, 2*kx-1) or None. Returns
-    (B, H, W, heads, head_dim) in q's dtype. Softmax runs in float32 for half types.
+    (B, H, W, heads, head_dim) in q's dtype. Dispatches to the CSR or the tiled algorithm.
+    """
+    if na2d_csr.unsupported_reason(q, kernel_size, attn_drop) is None:
+        return na2d_csr.na2d_csr(q, k, v, kernel_size, dilation, rpb, scale)
+    return na2d_tiled(q, k, v, kernel_size, dilation, rpb, scale, attn_drop)
+
+
+def na2d_tiled(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kernel_size: tuple[int, int],
+    dilation: tuple[int, int],
+    rpb: Tensor | None,
+    scale: float,
+    attn_drop: float = 0.0,
+) -> Tensor:
+    """The tiled algorithm (any device and dtype, dropout); arguments as :func:`na2d_reference`.
+
+    Softmax runs in float32 for half types.
     """
     batch, height, width, heads, dim = q.shape
     tile = tile_shape((height, width), kernel_size, dilation)

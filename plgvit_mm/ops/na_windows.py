@@ -165,3 +165,21 @@ def plane_tiles(
         tile=(t_y, t_x),
         halo_size=(s_y, s_x),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def plane_neighbors(
+    size: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """Exact neighborhoods of every query of an (H, W) map, from the per-axis tables (CPU).
+
+    Returns ``(keys, bias)``, int64 tensors of shape ``(H * W, ky * kx)``: query ``y * W + x``
+    attends the flat positions ``keys[q]`` (ascending, window row-major) with flat bias indices
+    ``bias[q] = by * (2 * kx - 1) + bx`` into a (2ky - 1, 2kx - 1) table.
+    """
+    rows, rows_bias = axis_neighbors(size[0], kernel[0], dilation[0])
+    cols, cols_bias = axis_neighbors(size[1], kernel[1], dilation[1])
+    n_keys = kernel[0] * kernel[1]
+    keys = rows[:, None, :, None] * size[1] + cols[None, :, None, :]
+    bias = rows_bias[:, None, :, None] * (2 * kernel[1] - 1) + cols_bias[None, :, None, :]
+    return keys.reshape(-1, n_keys), bias.reshape(-1, n_keys)
