@@ -3,7 +3,7 @@
 # Swin 3x recipes: random shorter side 480-800 (longer <= 1333), or resize to 400-600, random
 # crop 384-600, then resize to 480-800. Loading is validated: ValidatedCocoDataset names the file,
 # entry and key of malformed annotations and counts the ones mmdet skips; CheckedLoadImageFromFile
-# names missing or corrupt images (docs/troubleshooting.md).
+# names missing or corrupt images (README, Troubleshooting).
 _base_ = ['mmdet::_base_/datasets/coco_instance.py']
 
 multi_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333), (640, 1333),
