@@ -36,6 +36,8 @@ def unsupported_reason(q: Tensor, kernel_size: tuple[int, int], attn_drop: float
         return f"dtype {q.dtype} (float32/float64 only)"
     if attn_drop > 0.0:
         return "attention dropout"
+    if torch.jit.is_tracing():
+        return "torch.jit tracing (sparse CSR ops cannot be traced)"
     if q.shape[1] * q.shape[2] < MIN_TOKENS_PER_WINDOW * kernel_size[0] * kernel_size[1]:
         return "map too small to beat the dense tiled path"
     return None
