@@ -6,7 +6,7 @@
 #   bash tools/run_demo.sh            # or: make demo
 #
 # Knobs (environment): DEMO_WORK_DIR (default work_dirs/demo), DEMO_DATA (data/synthetic_coco),
-# DEMO_ITERS (the config's 500), SKIP_INSTALL=1.
+# DEMO_ITERS (the config's 800), SKIP_INSTALL=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -4,13 +4,15 @@
 # plgvit_mm/datasets/synthetic_shapes.py; 192 rather than the calibration's 256 px for CPU time).
 # The LW-PLG-ViT-A backbone is unchanged (random init); for CPU speed the heads are slimmed as
 # calibrated in shared/design/performance.md: GroupNorm FPN and heads at 128 channels, RoIAlign
-# sampling_ratio 2, RPN/RoI samplers of 128/64, 200 proposals. AdamW 5e-4 with a linear warm-up
+# sampling_ratio 2, RPN/RoI samplers of 128/64, 200 proposals. AdamW 2e-4 (5e-4 made the RoI head
+# diverge with this transformer backbone: bbox mAP 0.009 after 500 iterations) with a linear warm-up
 # and cosine decay, batch 4 on one process. Target: bbox mAP >= 0.6 on the 100 val images.
 _base_ = ['../maskrcnn_lwplgvit_a_coco.py']
 
 data_root = 'data/synthetic_coco/'
 classes = ('square', 'circle', 'triangle')
-max_iters = 500
+max_iters = 800
+image_size = (192, 192)  # (W, H) of the generated images; Resize keeps other sizes comparable
 warmup_iters = 100
 head_channels = 128
 head_norm = dict(type='GN', num_groups=32, requires_grad=True)
@@ -36,11 +38,13 @@ model = dict(
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),  # sets scale_factor (mask pasting)
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
@@ -71,7 +75,7 @@ val_evaluator = None
 val_cfg = None
 
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=5e-4, weight_decay=0.05), clip_grad=dict(max_norm=10.0))
+optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=0.05), clip_grad=dict(max_norm=10.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='CosineAnnealingLR', T_max=max_iters - warmup_iters, eta_min=1e-6,
