@@ -56,8 +56,8 @@ def test_restore_rng_state_rejects_incomplete_state():
 
 WRITER = """
 import sys, time
-from plgvit_mm.engine.atomic_file import atomic_write_bytes
-import plgvit_mm.engine.atomic_file as af
+from plgvit_mm.utils.atomic_file import atomic_write_bytes
+import plgvit_mm.utils.atomic_file as af
 real_fsync = af.os.fsync
 def slow_fsync(fd):                  # hold the process inside the write so it can be killed
     open(sys.argv[2], 'w').close()

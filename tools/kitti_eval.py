@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from plgvit_mm.datasets.kitti_files import atomic_write_text
 from plgvit_mm.evaluation.kitti_eval import KITTI_CLASSES, evaluate_kitti_folders
+from plgvit_mm.utils.atomic_file import atomic_write_text
 
 PREFIX = 'kitti'
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for key, value in metrics.items():
         print(f'{key}: {value:.4f}')
     if args.json:
-        atomic_write_text(args.json, json.dumps(metrics, indent=2) + '\n')
+        atomic_write_text(json.dumps(metrics, indent=2) + '\n', args.json)
     return metrics
 
 

@@ -17,12 +17,13 @@ interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..utils.atomic_file import atomic_write_text
 
 LABEL_FIELDS = 15
 RESULT_FIELDS = 16
@@ -38,21 +39,6 @@ CALIB_SHAPES: dict[str, tuple[int, int]] = {
     'Tr_imu_to_velo': (3, 4),
 }
 REQUIRED_CALIB_KEYS = ('P2',)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -213,7 +199,7 @@ def write_label_file(path: str | os.PathLike, objects: KittiObjects,
     for name in objects.names:
         if not name or any(c.isspace() for c in name):
             raise ValueError(f'{path}: object type {name!r} must be one word')
-    atomic_write_text(path, format_label_lines(objects, precision))
+    atomic_write_text(format_label_lines(objects, precision), path)
 
 
 @dataclass
@@ -292,7 +278,7 @@ def write_calib_file(path: str | os.PathLike, calib: KittiCalib) -> None:
         if matrix.shape != shape:
             raise ValueError(f'{path}: {key} must be {shape[0]}x{shape[1]}, got {matrix.shape}')
         lines.append(f'{key}: ' + ' '.join(f'{v:.12e}' for v in matrix.reshape(-1)) + '\n')
-    atomic_write_text(path, ''.join(lines))
+    atomic_write_text(''.join(lines), path)
 
 
 def read_image_set(path: str | os.PathLike) -> list[str]:

@@ -27,16 +27,17 @@ Only numpy and Pillow are needed; files are written atomically (temporary file +
 """
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import os.path as osp
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from ..utils.atomic_file import atomic_write_bytes, atomic_write_text
 
 SHAPE_CLASSES: tuple[str, ...] = ("square", "circle", "triangle")
 # ADE20K label value of the background and of each shape class (0 is "unlabeled").
@@ -136,32 +137,17 @@ def make_sample(rng: np.random.Generator, height: int = 256, width: int = 256,
     return Sample(image, shapes, masks)
 
 
-def _atomic_save(path: str, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path`` (same directory, so atomic)."""
-    os.makedirs(osp.dirname(path) or ".", exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=osp.dirname(path) or ".",
-                                    prefix=".tmp_", suffix=osp.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def save_image(path: str, array: np.ndarray, **save_kwargs) -> None:
     """Write an (H, W, 3) or (H, W) uint8 array as an image file, atomically."""
-    _atomic_save(path, lambda tmp: Image.fromarray(array).save(tmp, **save_kwargs))
+    buffer = io.BytesIO()
+    image_format = Image.registered_extensions()[osp.splitext(path)[1].lower()]
+    Image.fromarray(array).save(buffer, format=image_format, **save_kwargs)
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def save_json(path: str, content: object) -> None:
     """Write ``content`` as JSON, atomically."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(content, handle)
-    _atomic_save(path, write)
+    atomic_write_text(json.dumps(content), path)
 
 
 class CocoWriter:

@@ -1,63 +1,19 @@
-"""Crash-safe file writes: a file is either absent, its old version, or its complete new version.
+"""mmengine file backend with crash-safe writes.
 
-:func:`atomic_write_bytes` writes to a temporary file in the target's directory, flushes it to
-disk (``fsync``), renames it over the target (``os.replace``, atomic on POSIX and Windows) and
-syncs the directory so the rename itself survives a power loss. :class:`AtomicLocalBackend` is
-mmengine's ``LocalBackend`` with these writes; it is registered as the file backend
+:class:`AtomicLocalBackend` is mmengine's ``LocalBackend`` whose writes go through
+:func:`plgvit_mm.utils.atomic_file.atomic_write_bytes`; it is registered as the file backend
 ``'atomic_local'`` (select it with ``backend_args=dict(backend='atomic_local')``), so
 ``mmengine.runner.save_checkpoint`` writes checkpoints atomically through it.
 """
 from __future__ import annotations
 
-import os
-import os.path as osp
-import tempfile
 from pathlib import Path
 
 from mmengine.fileio import LocalBackend, register_backend
 
-PARTIAL_SUFFIX = ".partial"
+from plgvit_mm.utils.atomic_file import atomic_write_bytes, atomic_write_text
 
-
-def _fsync_directory(directory: str) -> None:
-    """Persist a rename in ``directory`` (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(data: bytes, path: str | Path) -> None:
-    """Write ``data`` to ``path`` so that a crash at any moment leaves either the previous file
-    or the complete new one. The temporary file (``.NAME.XXXX.partial`` in the same directory)
-    is removed on error; after a SIGKILL it may remain and is safe to delete."""
-    path = osp.abspath(os.fspath(path))
-    directory = osp.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=PARTIAL_SUFFIX,
-                                    dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    _fsync_directory(directory)
-
-
-def atomic_write_text(text: str, path: str | Path, encoding: str = "utf-8") -> None:
-    """:func:`atomic_write_bytes` for text."""
-    atomic_write_bytes(text.encode(encoding), path)
+__all__ = ["AtomicLocalBackend", "atomic_write_bytes", "atomic_write_text"]
 
 
 @register_backend("atomic_local")

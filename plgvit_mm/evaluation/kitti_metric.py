@@ -13,12 +13,12 @@ from mmengine.logging import MMLogger
 from ..datasets.kitti_files import (
     RESULT_PRECISION,
     KittiObjects,
-    atomic_write_text,
     format_label_lines,
     parse_label_text,
     read_label_file,
 )
 from ..structures import rotation_y_to_alpha
+from ..utils.atomic_file import atomic_write_text
 from .kitti_eval import KITTI_CLASSES, evaluate_kitti
 
 
@@ -112,8 +112,8 @@ class KittiMono3DMetric(BaseMetric):
                       for r in results]
         if self.result_dir is not None:
             for result in results:
-                atomic_write_text(self.result_dir / f'{result["frame_id"]}.txt',
-                                  result['result_text'])
+                atomic_write_text(result['result_text'],
+                                  self.result_dir / f'{result["frame_id"]}.txt')
             logger.info(f'KITTI result files of {len(results)} images written to '
                         f'{self.result_dir}')
         unlabelled = [r['frame_id'] for r in results if r['label_path'] is None]

@@ -6,13 +6,14 @@ clearly which keys did not fit.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from collections.abc import Mapping
 
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
+
+from .atomic_file import atomic_write_bytes
 
 STATE_DICT_KEYS = ("state_dict", "model", "module", "state_dict_ema")
 """Keys under which training frameworks nest the weights (mmengine, timm/DeiT, old mmcv, EMA)."""
@@ -89,18 +90,7 @@ def load_state_dict_reported(
 
 
 def save_atomic(obj: object, path: str) -> None:
-    """torch.save ``obj`` to ``path`` through a temporary file in the same folder, then rename.
-
-    A crash or full disk never leaves a truncated file at ``path``.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pth")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save ``obj`` to ``path`` atomically (a crash never leaves a truncated file)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)

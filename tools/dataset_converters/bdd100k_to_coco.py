@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import os.path as osp
-import tempfile
 from collections import Counter
 from typing import Any
 
 from PIL import Image
+
+from plgvit_mm.utils.atomic_file import atomic_write_text
 
 BDD100K_DET_CLASSES: tuple[str, ...] = (
     "pedestrian", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
@@ -94,21 +94,6 @@ def convert(frames: Any, source: str = "<input>",
     return dict(images=images, annotations=annotations, categories=categories), counts
 
 
-def write_json_atomic(path: str, content: object) -> None:
-    """Write JSON to a temporary file next to ``path``, then rename it onto ``path``."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(content, handle)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def main(argv: list[str] | None = None) -> Counter:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,7 +107,7 @@ def main(argv: list[str] | None = None) -> Counter:
     except json.JSONDecodeError as err:
         raise ValueError(f"{args.src}: not valid JSON ({err})") from err
     coco, counts = convert(frames, source=args.src, image_dir=args.image_dir)
-    write_json_atomic(args.dst, coco)
+    atomic_write_text(json.dumps(coco), args.dst)
     for key, value in sorted(counts.items()):
         print(f"{key}: {value}")
     print(f"wrote {args.dst}")
