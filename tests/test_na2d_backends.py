@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from plgvit_mm.ops import na2d, select_backend
-from plgvit_mm.ops.na2d_flex import flex_na2d
+from plgvit_mm.ops.na2d_flex import _block_mask, flex_na2d
 
 CASES = [  # batch, height, width, heads, head_dim, kernel, dilation, with rpb
     (1, 9, 19, 2, 16, 3, 1, True),
@@ -116,3 +116,17 @@ def test_triton_is_the_cuda_default_and_deterministic():
              for _ in range(2)]
     for a, b in zip(*grads, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("size,kernel,dilation", [((20, 37), (7, 7), (1, 1)),
+                                                  ((33, 50), (5, 3), (3, 2)),
+                                                  ((16, 48), (3, 3), (1, 1))])
+def test_flex_block_mask_equals_generic_block_mask(size, kernel, dilation):
+    """The tile-reach block mask keeps exactly the blocks flex's own create_block_mask keeps."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    ours, ys, xs = _block_mask(size, kernel, dilation, torch.device("cpu"))
+    n = ys.numel()
+    generic = create_block_mask(ours.mask_mod, None, None, n, n, device="cpu")
+    assert torch.equal(ours.to_dense(), generic.to_dense())
+    assert ours.to_dense().sum() < ours.to_dense().numel()  # the mask is sparse here

@@ -96,12 +96,22 @@ def run_case(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], timer:
             "fwd_bwd_peak_mib": both_mib}
 
 
+def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Yardstick: SDPA over all H*W keys, no bias; (B, H, W, heads, d) in and out."""
+    flat = [t.flatten(1, 2).transpose(1, 2) for t in (q, k, v)]
+    return F.scaled_dot_product_attention(*flat).transpose(1, 2).reshape(q.shape)
+
+
 def benchmark(args: argparse.Namespace) -> dict:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     timer = Timer(device, args.repeats)
-    inputs = {"224x224": INPUTS["224x224"]} if args.quick else INPUTS
-    rows, skipped = [], {}
-    for input_name, (img_h, img_w) in inputs.items():
+    names = ["224x224"] if args.quick else args.inputs
+    rows, skipped, errors = [], {}, []
+    report = {"device": describe_device(device), "dtype": args.dtype, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "rows": rows, "skipped_backends": skipped,
+              "errors": errors, "ratios": {}}
+    for input_name in names:
+        img_h, img_w = INPUTS[input_name]
         for stage, heads, height, width in stage_shapes(img_h, img_w):
             gen = torch.Generator().manual_seed(0)
             q, k, v = (torch.randn(args.batch, height, width, heads, HEAD_DIM, generator=gen)
@@ -118,25 +128,25 @@ def benchmark(args: argparse.Namespace) -> dict:
                 def call(q_, k_, v_, rpb_, backend=backend):
                     return na2d(q_, k_, v_, KERNEL, rpb=rpb_, backend=backend)
 
-                result = run_case(call, [q, k, v, rpb], timer)
+                try:
+                    result = run_case(call, [q, k, v, rpb], timer)
+                except Exception as err:  # noqa: BLE001 - one failing backend must not end the run
+                    errors.append({**shape, "backend": backend, "error": repr(err)[:2000]})
+                    print(f"{backend} failed at {shape}: {err!r}", file=sys.stderr)
+                    continue
                 rows.append({**shape, "backend": backend, **result,
                              "fwd_tflops": flops / result["fwd_ms"] / 1e9,
                              "fwd_bwd_tflops": 3 * flops / result["fwd_bwd_ms"] / 1e9})
-            if device.type == "cpu" and height * width > FULL_ATTENTION_CPU_TOKENS:
-                continue
-
-            def full(q_, k_, v_):  # yardstick: all H*W keys, no bias
-                flat = [t.flatten(1, 2).transpose(1, 2) for t in (q_, k_, v_)]
-                return F.scaled_dot_product_attention(*flat).transpose(1, 2).reshape(q_.shape)
-
-            result = run_case(full, [q, k, v], timer)
-            full_flops = 4 * args.batch * heads * (height * width) ** 2 * HEAD_DIM
-            rows.append({**shape, "backend": "full_attention_sdpa", **result,
-                         "fwd_tflops": full_flops / result["fwd_ms"] / 1e9,
-                         "fwd_bwd_tflops": 3 * full_flops / result["fwd_bwd_ms"] / 1e9})
-    return {"device": describe_device(device), "dtype": args.dtype, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "rows": rows, "skipped_backends": skipped,
-            "ratios": ratios(rows)}
+            if device.type != "cpu" or height * width <= FULL_ATTENTION_CPU_TOKENS:
+                result = run_case(full_attention, [q, k, v], timer)
+                full_flops = 4 * args.batch * heads * (height * width) ** 2 * HEAD_DIM
+                rows.append({**shape, "backend": "full_attention_sdpa", **result,
+                             "fwd_tflops": full_flops / result["fwd_ms"] / 1e9,
+                             "fwd_bwd_tflops": 3 * full_flops / result["fwd_bwd_ms"] / 1e9})
+            report["ratios"] = ratios(rows)
+            if args.json:  # after every shape, so a run cut short keeps what it measured
+                write_json(report, args.json)
+    return report
 
 
 def ratios(rows: list[dict]) -> dict:
@@ -171,6 +181,9 @@ def print_table(report: dict) -> None:
               f"{r['height']:>3}x{r['width']:<4} {r['backend']:>20} {r['fwd_ms']:>9.3f} "
               f"{r['fwd_bwd_ms']:>9.3f} {r['fwd_tflops']:>8.3f} {r['fwd_bwd_tflops']:>8.3f} "
               f"{r['fwd_bwd_peak_mib']:>9.1f}")
+    for error in report["errors"]:
+        print(f"FAILED {error['backend']} at {error['input']} stage {error['stage']}: "
+              f"{error['error'][:300]}")
     for backend, reason in report["skipped_backends"].items():
         print(f"skipped backend {backend}: {reason}")
     for key, ratio in report["ratios"].items():
@@ -196,6 +209,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="default: 20 cuda, 10 cpu")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
     parser.add_argument("--quick", action="store_true", help="224x224 shapes only")
+    parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS),
+                        help="input sizes whose NAT-Tiny stage shapes are measured, in order")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     on_cuda = args.device == "cuda"
@@ -211,6 +226,8 @@ def main() -> None:
     if args.json:
         write_json(report, args.json)
         print(f"wrote {args.json}")
+    if report["errors"]:
+        sys.exit(f"{len(report['errors'])} backend run(s) failed (listed above)")
 
 
 if __name__ == "__main__":

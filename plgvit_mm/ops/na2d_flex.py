@@ -51,26 +51,60 @@ def _in_window(i: Tensor, j: Tensor, length: int, kernel: int, dilation: int) ->
     return inside & (i < length) & (j < length)
 
 
+def _axis_tile_reach(length: int, tile: int, kernel: int, dilation: int) -> Tensor:
+    """(n, n) bool over the n = ceil(length / tile) tiles of one axis: some query position of
+    tile a has a key position of tile c in its window."""
+    n = -(-length // tile)
+    pos = torch.arange(n * tile)
+    pairs = _in_window(pos[:, None], pos[None, :], length, kernel, dilation)
+    return pairs.view(n, tile, n, tile).any(3).any(1)
+
+
 @functools.lru_cache(maxsize=32)
 def _block_mask(size, kernel, dilation, device):
-    from torch.nn.attention.flex_attention import create_block_mask
+    """flex BlockMask of the tiled map, built from the per-axis tile reach.
+
+    Tiles are products of a y range and an x range, so a (query tile, key tile) block holds a
+    window pair exactly when both axes reach: no Q_LEN x KV_LEN mask is ever materialised (the
+    generic ``create_block_mask`` would need ~60k x 60k elements at NAT-T stage 1 of 800x1216).
+    Every kept block is partial: ``mask_mod`` decides per pair.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
 
     height, width = size
     ys, xs = _tiled_coords(height, width, device)
+    reach_y = _axis_tile_reach(height, TILE[0], kernel[0], dilation[0])
+    reach_x = _axis_tile_reach(width, TILE[1], kernel[1], dilation[1])
+    # (query tile (ay, ax), key tile (cy, cx)) in the raster tile order of _tiled_coords
+    reach = (reach_y[:, None, :, None] & reach_x[None, :, None, :]).flatten(2).flatten(0, 1)
+    kv_num_blocks = reach.sum(1, dtype=torch.int32)
+    kv_indices = torch.argsort((~reach).to(torch.int8), dim=1, stable=True).to(torch.int32)
 
     def mask_mod(b, h, q_idx, kv_idx):
         return _in_window(ys[q_idx], ys[kv_idx], height, kernel[0], dilation[0]) & _in_window(
             xs[q_idx], xs[kv_idx], width, kernel[1], dilation[1]
         )
 
-    n = ys.numel()
-    return create_block_mask(mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device), ys, xs
+    block_mask = BlockMask.from_kv_blocks(
+        kv_num_blocks[None, None].to(device), kv_indices[None, None].to(device),
+        BLOCK_SIZE=TILE[0] * TILE[1], mask_mod=mask_mod, seq_lengths=(ys.numel(), ys.numel()),
+    )
+    return block_mask, ys, xs
+
+
+RECOMPILE_LIMIT = 64
+"""Static-shape graphs per flex_attention code object: every map size (4 levels x several input
+sizes, with and without grad) is its own graph, and dynamo's default of 8 would silently send
+the rest to eager flex, which materialises the whole score matrix."""
 
 
 @functools.cache
 def _compiled_flex_attention():
+    import torch._dynamo
     from torch.nn.attention.flex_attention import flex_attention
 
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
     return torch.compile(flex_attention, dynamic=False)
 
 
