@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from plgvit_mm.ops import na2d, unsupported_reason  # noqa: E402
+from plgvit_mm.ops import BACKENDS, na2d, unsupported_reason  # noqa: E402
 
 NAT_TINY_HEADS = (2, 4, 8, 16)
 HEAD_DIM = 32
@@ -120,7 +120,7 @@ def benchmark(args: argparse.Namespace) -> dict:
             flops = na_flops(args.batch, heads, height, width)
             shape = {"input": input_name, "stage": stage, "batch": args.batch, "heads": heads,
                      "height": height, "width": width, "head_dim": HEAD_DIM, "kernel": KERNEL}
-            for backend in ("reference", "triton", "flex"):
+            for backend in args.backends:
                 if (reason := unsupported_reason(backend, q, rpb, 0.0)) is not None:
                     skipped[backend] = reason
                     continue
@@ -211,6 +211,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="224x224 shapes only")
     parser.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS),
                         help="input sizes whose NAT-Tiny stage shapes are measured, in order")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
+                        help="backends to time (full attention always runs as the yardstick)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     on_cuda = args.device == "cuda"

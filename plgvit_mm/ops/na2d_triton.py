@@ -140,8 +140,8 @@ if triton is not None:
             v = tl.load(V + b * svb + h * svh + ky_pos[:, None] * svy + kx_pos[:, None] * svx
                         + offs_d[None, :], mask=k_ok[:, None], other=0.0)
             s, valid = _logits(q, k, iy[:, None], ix[:, None], jy[None, :], jx[None, :],
-                               sy[:, None], sx[:, None], k_ok[None, :], h, RPB, srh, sry, srx,
-                               KY, KX, HAS_RPB, PRECISION, True)
+                               sy[:, None], sx[:, None], k_ok[None, :] & q_ok[:, None], h,
+                               RPB, srh, sry, srx, KY, KX, HAS_RPB, PRECISION, True)
             s = tl.where(valid, s, -1.0e30)
             m_new = tl.maximum(m_i, tl.max(s, 1))
             alpha = tl.exp(m_i - m_new)
