@@ -179,3 +179,29 @@ def test_image_demo_saves_a_picture_of_the_image_size(tmp_path, config):
     image_demo.main([str(image_path), config, "--out", str(out), "--score-thr", "0.0",
                      "--cfg-options", "test_dataloader.dataset.pipeline.1.scale=(96,96)"])
     assert Image.open(out).size == (120, 80)
+
+
+MONO3D = str(REPO / "configs" / "mono3d_lwplgvit_r_kitti.py")
+MONO3D_SMALL = ["test_dataloader.dataset.pipeline.2.scale=(192,64)",
+                "test_dataloader.dataset.pipeline.3.size=(192,64)"]
+
+
+@mm
+def test_benchmark_times_a_mono3d_model_with_the_given_intrinsics(tmp_path):
+    benchmark = _tool("benchmark")
+    calib = next((REPO / "tests" / "data" / "kitti_mini" / "training" / "calib").iterdir())
+
+    result = benchmark.main([MONO3D, "--shape", "75", "248", "--calib", str(calib),
+                             "--warmup", "1", "--repeats", "2", "--device", "cpu",
+                             "--cfg-options", *MONO3D_SMALL])
+    # 75 x 248 is resized to 58 x 192 (ratio kept), then padded to the fixed 64 x 192 input
+    assert result["task"] == "mono3d" and result["repeats"] == 2
+    assert result["pipeline_output_hw"] == [64, 192]
+    assert result["fps"] == pytest.approx(1000 / result["median_ms"], rel=1e-2)
+
+
+@mm
+def test_benchmark_of_a_mono3d_config_names_the_missing_calibration():
+    benchmark = _tool("benchmark")
+    with pytest.raises(SystemExit, match="--calib"):
+        benchmark.main([MONO3D, "--device", "cpu", "--cfg-options", *MONO3D_SMALL])

@@ -70,12 +70,27 @@ def inference_pipeline(cfg: Config) -> Compose:
     return Compose(steps)
 
 
-def make_batch(cfg: Config, images: list[np.ndarray]) -> dict[str, list[Any]]:
-    """``dict(inputs=[...], data_samples=[...])`` for ``model.test_step`` from BGR images."""
+def is_mono3d(cfg: Config) -> bool:
+    """Whether the config is a monocular 3D detector (its images need camera intrinsics)."""
+    return cfg.model.get("type") == "Mono3DDetector"
+
+
+def make_batch(cfg: Config, images: list[np.ndarray],
+               cam2img: np.ndarray | None = None) -> dict[str, list[Any]]:
+    """``dict(inputs=[...], data_samples=[...])`` for ``model.test_step`` from BGR images.
+
+    ``cam2img``: (3, 3) / (4, 4) intrinsics of the images, required by mono 3D configs.
+    """
     pipeline = inference_pipeline(cfg)
+    extra: dict[str, Any] = {}
+    if is_mono3d(cfg):
+        if cam2img is None:
+            raise ValueError("a mono 3D config needs the camera intrinsics (cam2img) of its "
+                             "images")
+        extra = dict(cam2img=np.asarray(cam2img, dtype=np.float64).tolist(), instances=[])
     batch: dict[str, list[Any]] = dict(inputs=[], data_samples=[])
     for index, image in enumerate(images):
-        packed = pipeline(dict(img=image, img_id=index))
+        packed = pipeline(dict(img=image, img_id=index, **extra))
         batch["inputs"].append(packed["inputs"])
         batch["data_samples"].append(packed["data_samples"])
     return batch
