@@ -65,6 +65,22 @@ def test_output_shapes(backbones, arch, size):
     assert all(torch.isfinite(o).all() for o in outs)
 
 
+@pytest.mark.parametrize('name', ['lw_plgvit_a', 'plgvit_tiny'])
+def test_outputs_are_contiguous_nchw(backbones, name):
+    """mmcv's CPU RoIAlign reads raw NCHW memory: channels-last strides (a permuted view, which
+    FPN's convolutions propagate) gave Mask R-CNN's RoI heads scrambled features."""
+    from mmcv.ops import RoIAlign
+
+    model = backbones['a' if name == 'lw_plgvit_a' else 'tiny']
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 96, 128))
+        feats = timm.create_model(name, features_only=True)(torch.randn(1, 3, 64, 64))
+    assert all(o.is_contiguous() for o in (*outs, *feats))
+    rois = torch.tensor([[0.0, 4.0, 8.0, 60.0, 40.0]])
+    roi_align = RoIAlign((7, 7), 1 / 4, sampling_ratio=2, aligned=True)
+    torch.testing.assert_close(roi_align(outs[0], rois), roi_align(outs[0].clone(), rois))
+
+
 def test_out_channels_and_out_indices():
     assert PLGViT('tiny').out_channels == [64, 128, 256, 512]
     assert LWPLGViT('a').out_channels == [48, 96, 144, 384]

@@ -260,7 +260,7 @@ class PLGStage(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
-        return self.expansion(x.permute(0, 3, 1, 2))
+        return self.expansion(x.permute(0, 3, 1, 2).contiguous())  # NCHW memory (see forward)
 
 
 def build_stem_and_stages(arch: PLGViTArch, in_chans: int = 3,
@@ -443,7 +443,9 @@ class PLGViT(BaseModule):
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x))
+                # contiguous NCHW: timm's LayerNorm2d returns a channels-last view, and mmcv's
+                # CPU RoIAlign reads raw NCHW memory (FPN convs keep the strides)
+                outs.append(getattr(self, f'norm{i}')(x).contiguous())
         return tuple(outs)
 
 
