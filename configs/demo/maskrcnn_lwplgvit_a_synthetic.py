@@ -4,9 +4,12 @@
 # plgvit_mm/datasets/synthetic_shapes.py; 192 rather than the calibration's 256 px for CPU time).
 # The LW-PLG-ViT-A backbone is unchanged (random init); for CPU speed the heads are slimmed as
 # calibrated in shared/design/performance.md: GroupNorm FPN and heads at 128 channels, RoIAlign
-# sampling_ratio 2, RPN/RoI samplers of 128/64, 200 proposals. AdamW 2e-4 (5e-4 made the RoI head
-# diverge with this transformer backbone: bbox mAP 0.009 after 500 iterations) with a linear warm-up
-# and cosine decay, batch 4 on one process. Target: bbox mAP >= 0.6 on the 100 val images.
+# sampling_ratio 2, RPN/RoI samplers of 128/64 (RoI positives up to half), 200 proposals.
+# AdamW 8e-4 with a linear warm-up and cosine decay, batch 4 on one process, 800 iterations
+# (1.0-1.35 s each on 2 cores, slower once the RPN finds the objects). Measured on 2 cores, bbox /
+# segm mAP on the 100 val images: this config 0.498 / 0.583 (16 min of training); AdamW 2e-4
+# with positives up to a quarter 0.395 / 0.480, 5e-4 0.461 / 0.542; 1e-3 for 900 iterations
+# 0.489 / 0.595 (19.5 min for the whole demo). Target: bbox mAP >= 0.6 (not reached yet).
 _base_ = ['../maskrcnn_lwplgvit_a_coco.py']
 
 data_root = 'data/synthetic_coco/'
@@ -30,7 +33,7 @@ model = dict(
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=1000, max_per_img=200),
-        rcnn=dict(sampler=dict(num=64))),
+        rcnn=dict(sampler=dict(num=64, pos_fraction=0.5))),
     test_cfg=dict(
         rpn=dict(nms_pre=500, max_per_img=200),
         rcnn=dict(max_per_img=20)))
@@ -75,7 +78,7 @@ val_evaluator = None
 val_cfg = None
 
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=0.05), clip_grad=dict(max_norm=10.0))
+optim_wrapper = dict(optimizer=dict(lr=8e-4, weight_decay=0.05), clip_grad=dict(max_norm=10.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
     dict(type='CosineAnnealingLR', T_max=max_iters - warmup_iters, eta_min=1e-6,
