@@ -34,7 +34,6 @@ import platform
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -50,6 +49,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import plgvit_mm  # noqa: E402,F401  (registers the timm models nat_*, dinat_*, *plgvit*)
 from plgvit_mm.utils import flops  # noqa: E402
+from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
 
 SCHEMA = "plgvit_mm.benchmark_backbones/1"
 CLASSIFIER_SIZE = (224, 224)
@@ -506,13 +506,8 @@ def print_report(report: dict) -> None:
 
 
 def write_json(report: dict, path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    """Write the report atomically (the project's crash-safe temp-file-then-rename helper)."""
+    atomic_write_text(json.dumps(report, indent=1), path)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from plgvit_mm.ops import BACKENDS, na2d, unsupported_reason  # noqa: E402
+from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
 
 NAT_TINY_HEADS = (2, 4, 8, 16)
 HEAD_DIM = 32
@@ -191,12 +190,8 @@ def print_table(report: dict) -> None:
 
 
 def write_json(report: dict, path: Path) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, path)
+    """Write the report atomically (the project's crash-safe temp-file-then-rename helper)."""
+    atomic_write_text(json.dumps(report, indent=2), path)
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_backbones import MODELS, SCHEMA  # noqa: E402
 
+from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
+
 BUSY_LOADAVG = 1.0
 """A 1-minute load average above this at the start means the CPU was shared."""
 RERUN = ("python tools/benchmark_backbones.py --json docs/benchmarks.json && "
@@ -287,8 +289,7 @@ def make_docs(reports: list[Path], out: Path, figures: Path,
     for na_json in na_jsons:
         lines += na_section(json.loads(na_json.read_text()), na_json)
     text = "\n".join(lines) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    atomic_write_text(text, out)
     return text
 
 
