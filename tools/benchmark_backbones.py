@@ -24,8 +24,6 @@ forward, i.e. activations and workspaces, weights excluded.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import json
 import math
@@ -50,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import plgvit_mm  # noqa: E402,F401  (registers the timm models nat_*, dinat_*, *plgvit*)
 from plgvit_mm.utils import flops  # noqa: E402
 from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
+from plgvit_mm.utils.peak_memory import peak_memory_mib  # noqa: E402
 
 SCHEMA = "plgvit_mm.benchmark_backbones/1"
 CLASSIFIER_SIZE = (224, 224)
@@ -206,20 +205,7 @@ class Runner:
 
     def peak_memory_mib(self, model: nn.Module, x: torch.Tensor) -> float | None:
         """Peak memory of one forward above what was resident before it (see module doc)."""
-        gc.collect()
-        if self.cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            base = torch.cuda.memory_allocated(self.device)
-            self.forward(model, x)
-            self.sync()
-            return (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
-        if not _reset_cpu_peak():
-            return None
-        base = _proc_status_kib("VmRSS")
-        _reset_cpu_peak()
-        self.forward(model, x)
-        return (_proc_status_kib("VmHWM") - base) / 1024
+        return peak_memory_mib(lambda: self.forward(model, x), self.device)
 
     def profile(self, model: nn.Module, x: torch.Tensor, iterations: int = 3) -> list[dict]:
         """Top ops by self CPU time over ``iterations`` forwards (after one warm-up)."""
@@ -238,27 +224,6 @@ class Runner:
                  "self_cpu_pct": 100 * e.self_cpu_time_total / total,
                  "cpu_total_ms": e.cpu_time_total / 1e3 / iterations}
                 for e in events[:PROFILE_TOP_OPS]]
-
-
-def _proc_status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field} (Linux only)")
-
-
-def _reset_cpu_peak() -> bool:
-    """Return freed heap memory to the OS and reset VmHWM to VmRSS; False where impossible."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is not None and hasattr(libc := ctypes.CDLL(libc_name), "malloc_trim"):
-        libc.malloc_trim(0)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def machine_info(device: torch.device, threads: int) -> dict:

@@ -85,16 +85,34 @@ def check_override_keys(cfg: Config, options: dict[str, Any], source: str = "con
     return checked
 
 
+def resolve_config_path(path: str) -> str:
+    """The file of ``path``; ``package::relative/path`` is looked up in the installed package's
+    configs (``<package>/.mim/configs/``)."""
+    if "::" not in path:
+        return path
+    from mmengine.utils import get_installed_path, is_installed
+
+    package, relative = path.split("::", 1)
+    if not is_installed(package):
+        raise FileNotFoundError(f"config '{path}': package '{package}' is not installed")
+    return osp.join(get_installed_path(package), ".mim", "configs", relative)
+
+
 def load_config(path: str, cfg_options: dict[str, Any] | None = None) -> Config:
     """Read ``path`` and merge the checked ``cfg_options`` into it.
+
+    ``path`` may name a config of an installed OpenMMLab package as ``package::relative/path``
+    (e.g. ``mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py``), as ``_base_`` entries do.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         UnknownConfigKeyError: see :func:`check_override_keys`.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"config file '{path}' does not exist")
-    cfg = Config.fromfile(path)
+    file = resolve_config_path(path)
+    if not osp.isfile(file):
+        where = f" (looked for {file})" if file != path else ""
+        raise FileNotFoundError(f"config file '{path}' does not exist{where}")
+    cfg = Config.fromfile(file)
     if cfg_options:
         cfg.merge_from_dict(check_override_keys(cfg, cfg_options, source=path))
     return cfg
