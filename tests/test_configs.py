@@ -98,7 +98,7 @@ def test_config_states_its_recipe(path):
     assert optimizer.type == "AdamW"
     assert all(custom_keys[k] == dict(decay_mult=0.0) for k in ZERO_DECAY_KEYS)
     if dataset == "synthetic":
-        assert (optimizer.lr, cfg.train_cfg.max_iters) == (8e-4, 800)
+        assert (optimizer.lr, cfg.train_cfg.max_iters) == (8e-4, 1250)
     elif detection:
         assert (optimizer.lr, optimizer.weight_decay) == (1e-4, 0.05)
         epochs, milestones = {("coco", False): (12, [8, 11]), ("coco", True): (36, [27, 33]),
