@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from timm.layers.grn import GlobalResponseNorm
 from timm.models.gcvit import Downsample2d
 
 from plgvit_mm.models.layers import (
@@ -12,6 +13,7 @@ from plgvit_mm.models.layers import (
     LWDownsample,
     PLGSelfAttention,
 )
+from plgvit_mm.models.layers.ccf_ffn import OnePassGlobalResponseNorm
 from plgvit_mm.models.layers.global_pooled_attention import upsample_tokens
 
 
@@ -146,6 +148,23 @@ def test_grn_is_identity_at_init_and_follows_convnext_v2():
     n = g / (g.mean(dim=-1, keepdim=True) + 1e-6)
     expected = ffn.grn.weight * (x * n) + ffn.grn.bias + x
     torch.testing.assert_close(ffn.grn(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_one_pass_grn_equals_timm_grn_in_values_and_gradients():
+    ours = OnePassGlobalResponseNorm(24).double()
+    timm_grn = GlobalResponseNorm(24).double()
+    with torch.no_grad():
+        ours.weight.normal_()
+        ours.bias.normal_()
+    timm_grn.load_state_dict(ours.state_dict())  # same keys: weight, bias
+    x = torch.randn(2, 5, 6, 24, dtype=torch.float64, requires_grad=True)
+    out_ours, out_timm = ours(x), timm_grn(x)
+    torch.testing.assert_close(out_ours, out_timm, atol=1e-12, rtol=1e-12)
+    grad = torch.randn_like(out_ours)
+    grads_ours = torch.autograd.grad(out_ours, (x, ours.weight, ours.bias), grad)
+    grads_timm = torch.autograd.grad(out_timm, (x, timm_grn.weight, timm_grn.bias), grad)
+    for a, b in zip(grads_ours, grads_timm, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
 
 
 def test_ccf_ffn_plus_matches_concat_formula():

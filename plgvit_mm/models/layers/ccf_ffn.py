@@ -32,13 +32,36 @@ class CCFFFN(nn.Module):
         return self.fc2(x)
 
 
+class OnePassGlobalResponseNorm(GlobalResponseNorm):
+    """timm's :class:`~timm.layers.GlobalResponseNorm` (same parameters and state-dict keys)
+    evaluated with one elementwise pass over ``x`` after the norm (computed over the flattened
+    spatial axis).
+
+    timm computes ``x + (bias + weight * (x * Nx))`` in three full-size passes (``x * Nx``,
+    ``addcmul``, ``+``); ``x * (1 + weight * Nx) + bias`` is the same value with the per-(image,
+    channel) factor formed on the tiny ``(B, 1, 1, C)`` tensor, so one ``addcmul`` reads ``x``
+    once and writes the output once. The stride-4 FFN maps are the largest tensors of
+    LW-PLG-ViT, and at driving resolutions these passes are memory-bound.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # L2 norm over the flattened spatial axis (one reduction axis is faster than two)
+        first = self.spatial_dim[0]
+        x_g = torch.linalg.vector_norm(x.flatten(*self.spatial_dim), dim=first, keepdim=True)
+        x_g = x_g.unsqueeze(first)
+        x_n = x_g / (x_g.mean(dim=self.channel_dim, keepdim=True) + self.eps)
+        factor = torch.addcmul(torch.ones_like(x_n), self.weight.view(self.wb_shape), x_n)
+        return torch.addcmul(self.bias.view(self.wb_shape), x, factor)
+
+
 class CCFFFNPlus(nn.Module):
     """CCF-FFN+: pointwise and depthwise features fused by concatenation, with GRN.
 
     ``p = GELU(Linear(C->hidden)(x))``; ``d = GRN(GELU(dw3x3(p)))``;
     ``out = Linear(2*hidden -> C)(concat[p, d])``, evaluated as two matmuls on the weight halves
     (no concat copy). GRN is timm's ConvNeXt-V2
-    :class:`~timm.layers.GlobalResponseNorm` (channels-last, zero-initialised, identity at init).
+    :class:`~timm.layers.GlobalResponseNorm` (channels-last, zero-initialised, identity at init),
+    evaluated in one pass (:class:`OnePassGlobalResponseNorm`).
 
     Shapes: ``(B, H, W, C) -> (B, H, W, C)``; ``hidden = round(C * mlp_ratio)`` (paper: 3).
     """
@@ -49,7 +72,7 @@ class CCFFFNPlus(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.conv_dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
         self.act = nn.GELU()
-        self.grn = GlobalResponseNorm(hidden, channels_last=True)
+        self.grn = OnePassGlobalResponseNorm(hidden, channels_last=True)
         self.hidden = hidden
         self.fc2 = nn.Linear(2 * hidden, dim)
 
