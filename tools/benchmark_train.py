@@ -187,13 +187,15 @@ def measure_task(task: str, configs: Sequence[str], args: argparse.Namespace,
             raise ValueError(f"{path} is a {config_task} config, listed under --task {task}")
         trainees.append(trainee)
     data = make_batch(task, args.batch, *args.shape)
-    for _ in range(args.warmup):
-        for trainee in trainees:
-            train_step_seconds(trainee, data, device)
+    started = time.perf_counter()
     samples: dict[str, list[float]] = {t.config: [] for t in trainees}
-    for _ in range(args.repeats):
+    for round_index in range(args.warmup + args.repeats):
         for trainee in trainees:
-            samples[trainee.config].append(train_step_seconds(trainee, data, device))
+            seconds = train_step_seconds(trainee, data, device)
+            if round_index >= args.warmup:
+                samples[trainee.config].append(seconds)
+        print(f"[{time.perf_counter() - started:6.0f}s] {task}: round {round_index + 1}/"
+              f"{args.warmup + args.repeats} done", flush=True)
     rows = []
     for trainee in trainees:
         times = samples[trainee.config]
