@@ -94,3 +94,14 @@ def test_report_against_the_mmdet_r50_config(tmp_path):
 def test_a_config_of_the_other_task_is_refused():
     with pytest.raises(ValueError, match="upernet_lwplgvit_r_ade20k.py is a seg config"):
         benchmark_train.main(["--task", "det", "--configs", UPERNET_R, "--shape", "64", "64"])
+
+
+def test_default_configs_exist_from_any_directory_and_amp_needs_cuda(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for task, configs in benchmark_train.DEFAULT_CONFIGS.items():
+        for config in configs:
+            assert load_config(config).default_scope == {"det": "mmdet", "seg": "mmseg"}[task]
+            if "::" not in config:
+                assert benchmark_train.display_name(config).startswith("configs/")
+    with pytest.raises(SystemExit):
+        benchmark_train.main(["--task", "det", "--amp"])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os.path as osp
 import statistics
 import sys
 import time
@@ -42,7 +43,7 @@ import mmseg
 import numpy as np
 import torch
 from benchmark_backbones import machine_info as backbone_machine_info
-from config_cli import load_config
+from config_cli import REPO_ROOT, load_config
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
@@ -57,16 +58,14 @@ from plgvit_mm.utils.peak_memory import peak_memory_mib
 SCHEMA = "plgvit_mm.benchmark_train/1"
 REFERENCE = {"det": "mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py",
              "seg": "mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py"}
-DEFAULT_CONFIGS = {
-    "det": ["configs/maskrcnn_lwplgvit_a_coco.py", "configs/maskrcnn_lwplgvit_r_coco.py",
-            "configs/maskrcnn_plgvit_tiny_coco.py", "configs/maskrcnn_nat_mini_coco.py",
-            "configs/maskrcnn_nat_tiny_coco.py", "configs/maskrcnn_dinat_tiny_coco.py",
-            REFERENCE["det"], "mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py"],
-    "seg": ["configs/upernet_lwplgvit_a_ade20k.py", "configs/upernet_lwplgvit_r_ade20k.py",
-            "configs/upernet_plgvit_tiny_ade20k.py", "configs/upernet_nat_mini_ade20k.py",
-            "configs/upernet_nat_tiny_ade20k.py", "configs/upernet_dinat_tiny_ade20k.py",
-            REFERENCE["seg"],
-            "mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py"],
+DEFAULT_CONFIGS = {  # ours are found from the repository root, wherever the tool runs
+    "det": [*(osp.join(REPO_ROOT, "configs", f"maskrcnn_{name}_coco.py") for name in (
+        "lwplgvit_a", "lwplgvit_r", "plgvit_tiny", "nat_mini", "nat_tiny", "dinat_tiny")),
+        REFERENCE["det"], "mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py"],
+    "seg": [*(osp.join(REPO_ROOT, "configs", f"upernet_{name}_ade20k.py") for name in (
+        "lwplgvit_a", "lwplgvit_r", "plgvit_tiny", "nat_mini", "nat_tiny", "dinat_tiny")),
+        REFERENCE["seg"],
+        "mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py"],
 }
 SCOPE_TASK = {"mmdet": "det", "mmseg": "seg"}
 
@@ -79,6 +78,14 @@ class Trainee:
     model: nn.Module
     optim_wrapper: OptimWrapper
     params: int
+
+
+def display_name(path: str) -> str:
+    """``path`` relative to the repository root when it lies inside it (package names as given)."""
+    if "::" in path:
+        return path
+    relative = osp.relpath(osp.abspath(path), REPO_ROOT)
+    return path if relative.startswith("..") else relative
 
 
 def training_config(path: str, amp: bool) -> Config:
@@ -104,7 +111,7 @@ def build_trainee(path: str, device: torch.device, amp: bool) -> tuple[Trainee, 
     model = model.to(device).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     params = sum(p.numel() for p in model.parameters())
-    return Trainee(path, model, optim_wrapper, params), SCOPE_TASK[cfg.default_scope]
+    return Trainee(display_name(path), model, optim_wrapper, params), SCOPE_TASK[cfg.default_scope]
 
 
 def make_batch(task: str, batch: int, height: int, width: int, seed: int = 0) -> dict:
@@ -261,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.warmup < 1 or args.repeats < 1 or args.batch < 1:
         parser.error("--warmup, --repeats and --batch must be >= 1 (the first step allocates "
                      "the optimizer state)")
+    if args.amp and not args.device.startswith("cuda"):
+        parser.error("--amp needs --device cuda (mmengine's AmpOptimWrapper)")
     if min(args.shape) < 64:
         parser.error(f"--shape must be at least 64 x 64, got {args.shape}")
     torch.set_num_threads(args.threads)
