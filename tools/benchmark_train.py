@@ -153,10 +153,11 @@ def make_batch(task: str, batch: int, height: int, width: int, seed: int = 0) ->
 
 def train_step_seconds(trainee: Trainee, data: dict, device: torch.device) -> float:
     """Wall time of one ``train_step`` (CUDA synchronised); raises on a non-finite loss."""
+    data = copy.deepcopy(data)  # train_step moves/modifies the batch; not part of the timing
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    losses = trainee.model.train_step(copy.deepcopy(data), trainee.optim_wrapper)
+    losses = trainee.model.train_step(data, trainee.optim_wrapper)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
