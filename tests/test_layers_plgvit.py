@@ -13,7 +13,7 @@ from plgvit_mm.models.layers import (
     LWDownsample,
     PLGSelfAttention,
 )
-from plgvit_mm.models.layers.ccf_ffn import OnePassGlobalResponseNorm
+from plgvit_mm.models.layers.ccf_ffn import SUM_OF_SQUARES_CHUNK, OnePassGlobalResponseNorm
 from plgvit_mm.models.layers.global_pooled_attention import upsample_tokens
 
 
@@ -150,14 +150,17 @@ def test_grn_is_identity_at_init_and_follows_convnext_v2():
     torch.testing.assert_close(ffn.grn(x), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_one_pass_grn_equals_timm_grn_in_values_and_gradients():
+@pytest.mark.parametrize('size', [(5, 6), (200, 170)])  # one chunk; 3 chunks + a partial one
+def test_one_pass_grn_equals_timm_grn_in_values_and_gradients(size):
     ours = OnePassGlobalResponseNorm(24).double()
     timm_grn = GlobalResponseNorm(24).double()
     with torch.no_grad():
         ours.weight.normal_()
         ours.bias.normal_()
     timm_grn.load_state_dict(ours.state_dict())  # same keys: weight, bias
-    x = torch.randn(2, 5, 6, 24, dtype=torch.float64, requires_grad=True)
+    rows_per_chunk = SUM_OF_SQUARES_CHUNK // 24
+    assert size == (5, 6) or size[0] * size[1] // rows_per_chunk == 3
+    x = torch.randn(2, *size, 24, dtype=torch.float64, requires_grad=True)
     out_ours, out_timm = ours(x), timm_grn(x)
     torch.testing.assert_close(out_ours, out_timm, atol=1e-12, rtol=1e-12)
     grad = torch.randn_like(out_ours)
@@ -195,3 +198,22 @@ def test_lw_downsample_shapes_and_parameter_saving():
     n_lw = sum(p.numel() for p in lw.parameters())
     n_original = sum(p.numel() for p in original.parameters())
     assert (n_lw, n_original) == (15424, 80832)  # ~81% fewer ("about 80%" in the paper)
+
+
+@pytest.mark.parametrize('size', [(15, 20), (16, 16), (33, 7)])
+def test_lw_downsample_equals_its_module_composition(size):
+    """The even-position evaluation is the value of LN -> MBConv -> strided 1x1 -> dw3x3 -> LN
+    run module by module, in values and gradients (float64, odd and even sizes)."""
+    lw = LWDownsample(12, 24).double()
+    with torch.no_grad():
+        for p in lw.parameters():
+            p.normal_(std=0.3)
+    x = torch.randn(2, 12, *size, dtype=torch.float64, requires_grad=True)
+    ours = lw(x)
+    composed = lw.norm2(lw.conv_dw(lw.reduction(lw.conv_block(lw.norm1(x)))))
+    torch.testing.assert_close(ours, composed, atol=1e-12, rtol=1e-12)
+    grad = torch.randn_like(ours)
+    inputs = (x, *lw.parameters())
+    for a, b in zip(torch.autograd.grad(ours, inputs, grad),
+                    torch.autograd.grad(composed, inputs, grad), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)

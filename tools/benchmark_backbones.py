@@ -47,6 +47,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import plgvit_mm  # noqa: E402,F401  (registers the timm models nat_*, dinat_*, *plgvit*)
 from plgvit_mm.utils import flops  # noqa: E402
+from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator  # noqa: E402
 from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
 from plgvit_mm.utils.peak_memory import peak_memory_mib  # noqa: E402
 
@@ -247,6 +248,7 @@ def benchmark(args: argparse.Namespace) -> dict:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: torch.cuda.is_available() is False")
     torch.set_num_threads(args.threads)
+    allocator = set_cpu_allocator(args.allocator)
     runner = Runner(device)
     loadavg_start = list(os.getloadavg())
     started = time.perf_counter()
@@ -275,6 +277,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                      "macs": not args.no_macs, "scaling_base": args.scaling_base,
                      "scaling_factors": list(args.scaling_factors),
                      "linear_exponent_max": LINEAR_EXPONENT_MAX,
+                     "cpu_allocator": allocator,
                      "full_run": is_full_run(args)},
         "memory_method": (
             "torch.cuda.max_memory_allocated above the resident model, one forward at the "
@@ -436,7 +439,8 @@ def profile_unmet(runner: Runner, report: dict) -> dict:
 def print_report(report: dict) -> None:
     m = report["machine"]
     print(f"\n{m['gpu'] or m['cpu_model']}, {m['threads']} threads, torch {m['torch']}, "
-          f"timm {m['timm']}; load average at start {report['loadavg_start'][0]:.2f}")
+          f"timm {m['timm']}, CPU allocator {report['settings'].get('cpu_allocator', 'system')}; "
+          f"load average at start {report['loadavg_start'][0]:.2f}")
     for entry in report["sizes"]:
         print(f"\n{entry['size']} ({entry['mode']}, {entry['role']})")
         print(f"{'model':<16} {'params M':>8} {'GMACs':>7} {'ms (b1)':>9} {'img/s':>8} "
@@ -496,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-dense", type=int, default=None,
                         help="throughput batch at dense sizes (default 2 cpu, 16 cuda)")
     parser.add_argument("--no-macs", action="store_true", help="skip MAC counting")
+    parser.add_argument("--allocator", default="retain", choices=ALLOCATOR_MODES,
+                        help="CPU malloc: 'retain' keeps freed memory for reuse (no page faults "
+                             "per pass; plgvit_mm/utils/cpu_allocator.py), 'system' the defaults")
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     return parser
 

@@ -53,6 +53,7 @@ from torch import nn
 
 from plgvit_mm.datasets.synthetic_shapes import make_sample
 from plgvit_mm.utils.atomic_file import atomic_write_text
+from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator
 from plgvit_mm.utils.peak_memory import peak_memory_mib
 
 SCHEMA = "plgvit_mm.benchmark_train/1"
@@ -257,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true",
                         help="bf16 mixed precision through mmengine's AmpOptimWrapper")
+    parser.add_argument("--allocator", default="retain", choices=ALLOCATOR_MODES,
+                        help="CPU malloc: 'retain' keeps freed memory for reuse (no page faults "
+                             "per pass; plgvit_mm/utils/cpu_allocator.py), 'system' the defaults")
     parser.add_argument("--json", type=Path, help="write the report here")
     return parser
 
@@ -274,12 +278,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if min(args.shape) < 64:
         parser.error(f"--shape must be at least 64 x 64, got {args.shape}")
     torch.set_num_threads(args.threads)
+    allocator = set_cpu_allocator(args.allocator)
     torch.manual_seed(0)
     MMLogger.get_instance("benchmark_train", log_level="WARNING")  # no per-parameter init log
     device = torch.device(args.device)
     tasks = ["det", "seg"] if args.task == "all" else [args.task]
     report = dict(schema=SCHEMA, machine=machine_info(device, torch.get_num_threads()),
-                  warmup=args.warmup, repeats=args.repeats, amp=args.amp, results=[])
+                  cpu_allocator=allocator, warmup=args.warmup, repeats=args.repeats, amp=args.amp, results=[])
     for task in tasks:
         configs = args.configs or DEFAULT_CONFIGS[task]
         report["results"].append(measure_task(task, configs, args, device))

@@ -190,7 +190,12 @@ def make_downsampler(kind: str, dim: int, dim_out: int) -> nn.Module:
 
 
 class PLGStem(nn.Module):
-    """conv3x3 s2 (3 -> stem_channels) -> downsampler (-> out_channels): NCHW, stride 4."""
+    """conv3x3 s2 (3 -> stem_channels) -> downsampler (-> out_channels): NCHW, stride 4.
+
+    The image is converted to channels-last memory first, so every conv, LayerNorm2d and the
+    blocks' channels-last view work on contiguous NHWC memory (no NCHW <-> NHWC copies of the
+    full-resolution maps).
+    """
 
     def __init__(self, in_chans: int, stem_channels: int, out_channels: int, downsampler: str):
         super().__init__()
@@ -198,7 +203,7 @@ class PLGStem(nn.Module):
         self.down = make_downsampler(downsampler, stem_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.conv1(x))
+        return self.down(self.conv1(x.contiguous(memory_format=torch.channels_last)))
 
 
 class PLGBlock(nn.Module):

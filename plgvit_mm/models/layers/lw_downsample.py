@@ -2,6 +2,7 @@
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from timm.layers import LayerNorm2d, SEModule
 from timm.models.gcvit import MbConvBlock
 from torch import nn
@@ -13,6 +14,15 @@ class LWDownsample(nn.Module):
     Compared with timm's GC-ViT ``Downsample2d`` (the PLG-ViT unit: GELU, SE 1/4, strided 3x3 conv)
     it uses SiLU, SE reduction 1/8 and replaces the strided 3x3 conv by a strided 1x1 conv that
     sets the new width followed by a depthwise 3x3 conv.
+
+    Evaluation order (same value as running ``conv_block`` then ``reduction``): the stride-2 1x1
+    reduction reads only the even rows and columns of the MBConv output, and the MBConv's
+    pointwise conv, SE scaling and residual add act per pixel, so they run on those positions
+    only. Only LN, dw3x3, SiLU and the SE mean run at full resolution; at driving resolutions
+    these maps exceed the CPU's last-level cache and each full-resolution pass is memory-bound.
+    The input is taken to channels-last memory first (a no-op for the stem's output), so the
+    LayerNorm2d reads contiguous NHWC and the convs run channels-last; the output is
+    channels-last memory, which the stage's NHWC view reads without a copy.
 
     Shapes: ``(B, C, H, W) -> (B, C', ceil(H/2), ceil(W/2))``.
     """
@@ -27,5 +37,12 @@ class LWDownsample(nn.Module):
         self.norm2 = LayerNorm2d(dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_block(self.norm1(x))
-        return self.norm2(self.conv_dw(self.reduction(x)))
+        block = self.conv_block
+        x = self.norm1(x.contiguous(memory_format=torch.channels_last))
+        mid = block.act(block.conv_dw(x))
+        se = block.se
+        gate = se.gate(se.fc2(se.act(se.bn(se.fc1(mid.mean((2, 3), keepdim=True))))))
+        # MBConv output at the even positions, then the reduction as a stride-1 1x1 conv
+        even = block.conv_pw(mid[..., ::2, ::2] * gate) + x[..., ::2, ::2]
+        x = F.conv2d(even, self.reduction.weight)
+        return self.norm2(self.conv_dw(x))
