@@ -13,6 +13,7 @@ from plgvit_mm.models.layers import (
     LWDownsample,
     PLGSelfAttention,
 )
+from plgvit_mm.models.layers import ccf_ffn
 from plgvit_mm.models.layers.ccf_ffn import SUM_OF_SQUARES_CHUNK, OnePassGlobalResponseNorm
 from plgvit_mm.models.layers.global_pooled_attention import upsample_tokens
 
@@ -217,3 +218,52 @@ def test_lw_downsample_equals_its_module_composition(size):
     for a, b in zip(torch.autograd.grad(ours, inputs, grad),
                     torch.autograd.grad(composed, inputs, grad), strict=True):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize('band_elements', [1, 3 * 9 * 24, 10**6])  # 1-row bands, 3 rows, one band
+@pytest.mark.parametrize('shape', [(2, 13, 9, 8), (1, 1, 5, 8), (1, 2, 3, 8)])
+def test_ccf_ffn_plus_banded_inference_equals_full_map(monkeypatch, shape, band_elements):
+    """Row bands with halo rows, GRN folded into fc2: the full-map value (float64), taken
+    automatically without autograd on large maps; with autograd the full-map path runs."""
+    ffn = CCFFFNPlus(8, mlp_ratio=3).double()
+    with torch.no_grad():
+        for p in ffn.parameters():
+            p.normal_(std=0.5)
+    x = torch.randn(*shape, dtype=torch.float64)
+    expected = ffn(x)  # autograd on: full-map path
+    monkeypatch.setattr(ccf_ffn, 'BAND_ELEMENTS', band_elements)
+    monkeypatch.setattr(ccf_ffn, 'BANDED_MIN_ELEMENTS', 1)
+    calls = []
+    banded = CCFFFNPlus.forward_banded
+
+    def recording(self, t):
+        calls.append(t.shape)
+        return banded(self, t)
+
+    monkeypatch.setattr(CCFFFNPlus, 'forward_banded', recording)
+    with torch.no_grad():
+        out = ffn(x)
+    assert calls == [x.shape]
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
+    assert ffn(x).requires_grad and len(calls) == 1  # autograd: the banded path is not taken
+
+
+@pytest.mark.parametrize('bias_batch', [1, 10**6])  # rel-pos bias broadcast over windows; per window
+def test_biased_attention_equals_sdpa(bias_batch):
+    """The CPU bmm path equals torch's scaled_dot_product_attention (float64, values and
+    gradients), with -inf (padded) keys and permuted (non-contiguous) q, k, v as the layers pass."""
+    from plgvit_mm.models.layers.biased_attention import biased_attention
+
+    from plgvit_mm.models.layers.biased_attention import BMM_MIN_BATCH
+
+    windows = BMM_MIN_BATCH // 2  # x 2 heads: the bmm path
+    qkv = torch.randn(windows, 49, 3, 2, 8, dtype=torch.float64, requires_grad=True)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (windows, 2, 49, 8) views
+    bias = torch.randn(min(bias_batch, windows), 2, 49, 49, dtype=torch.float64)
+    bias[..., -5:] = float('-inf')
+    ours = biased_attention(q, k, v, bias)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    torch.testing.assert_close(ours, expected, atol=1e-12, rtol=1e-12)
+    grad = torch.randn_like(ours)
+    torch.testing.assert_close(torch.autograd.grad(ours, qkv, grad)[0],
+                               torch.autograd.grad(expected, qkv, grad)[0], atol=1e-12, rtol=1e-12)

@@ -54,11 +54,25 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+ALLOCATOR_TEXT = {
+    "retain": "CPU allocator 'retain' (glibc keeps freed memory for reuse: no page faults per "
+              "pass; `plgvit_mm/utils/cpu_allocator.py`)",
+    "system": "CPU allocator 'system' (glibc defaults: tensors above the mmap threshold are "
+              "page-faulted in on every pass)",
+}
+
+
+def allocator_of(report: dict) -> str:
+    """The run's CPU allocator mode; reports written before the setting existed ran 'system'."""
+    return report["settings"].get("cpu_allocator", "system")
+
+
 def machine_line(report: dict) -> str:
     m = report["machine"]
     where = f"GPU {m['gpu']}" if m["gpu"] else f"CPU {m['cpu_model']} ({m['cpu_count']} cores)"
     return (f"{where}, {m['threads']} threads, torch {m['torch']}, timm {m['timm']}, "
-            f"{report['settings']['dtype']}, {report['settings']['memory_format']}")
+            f"{report['settings']['dtype']}, {report['settings']['memory_format']}, "
+            f"{ALLOCATOR_TEXT[allocator_of(report)]}")
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -221,7 +235,8 @@ def plot_scatter(report: dict, path: Path) -> bool:
 
 def report_section(report: dict, tag: str, out: Path, figures: Path) -> list[str]:
     m = report["machine"]
-    title = f"GPU: {m['gpu']}" if m["gpu"] else f"CPU: {m['cpu_model']}, {m['threads']} threads"
+    title = (f"GPU: {m['gpu']}" if m["gpu"] else
+             f"CPU: {m['cpu_model']}, {m['threads']} threads, allocator {allocator_of(report)}")
     s = report["settings"]
     lines = ["", f"## {title}", "", f"Machine: {machine_line(report)}. Load average at start "
              f"{report['loadavg_start'][0]:.2f}; run took {report['wall_s'] / 60:.1f} min. "

@@ -48,10 +48,16 @@ def sdpa_flop_jit(inputs: list, outputs: list) -> int:
     return batch * q_shape[-2] * k_shape[-2] * (q_shape[-1] + v_shape[-1])
 
 
+def baddbmm_flop_jit(inputs: list, outputs: list) -> int:
+    """MACs of ``baddbmm(input, batch1, batch2)``: those of ``bmm(batch1, batch2)``."""
+    return bmm_flop_jit(inputs[1:3], outputs)
+
+
 MAC_OPS = {
     "aten::_convolution": conv_flop_jit, "aten::linear": linear_flop_jit,
     "aten::addmm": addmm_flop_jit, "aten::mm": matmul_flop_jit, "aten::matmul": matmul_flop_jit,
-    "aten::bmm": bmm_flop_jit, "aten::einsum": einsum_flop_jit,
+    "aten::bmm": bmm_flop_jit, "aten::baddbmm": baddbmm_flop_jit, "aten::baddbmm_": baddbmm_flop_jit,
+    "aten::einsum": einsum_flop_jit,
     "aten::scaled_dot_product_attention": sdpa_flop_jit,
 }
 """Traced ops that are counted, with mmengine's (fvcore's) handles (one MAC per multiply-add)."""

@@ -4,6 +4,8 @@ import torch.nn.functional as F
 from timm.layers import RelPosBias
 from torch import nn
 
+from .biased_attention import biased_attention
+
 GLOBAL_POOLS = ('max_avg', 'max')
 
 
@@ -50,7 +52,7 @@ class GlobalPooledAttention(nn.Module):
         heads, num_tokens = self.num_heads, tokens.shape[1]
         q, k, v = self.qkv(tokens).view(batch, num_tokens, 3, heads, channels // heads).permute(
             2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.rel_pos.get_bias().to(q.dtype))
+        out = biased_attention(q, k, v, self.rel_pos.get_bias().to(q.dtype))
         return out.transpose(1, 2).reshape(batch, num_tokens, channels)
 
 

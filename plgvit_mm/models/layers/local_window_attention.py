@@ -4,6 +4,8 @@ import torch.nn.functional as F
 from timm.layers import RelPosBias
 from torch import nn
 
+from .biased_attention import biased_attention
+
 
 class LocalWindowAttention(nn.Module):
     """Multi-head self-attention inside non-overlapping ``window x window`` windows.
@@ -54,7 +56,7 @@ class LocalWindowAttention(nn.Module):
         if pad_h or pad_w:
             attn_mask = attn_mask + self._padding_mask(height, width, x.device)
             attn_mask = attn_mask.repeat(batch, 1, 1, 1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype))
+        out = biased_attention(q, k, v, attn_mask.to(q.dtype))
         # (B*rows*cols, heads, ws*ws, hd) -> (B, rows*ws, cols*ws, C)
         out = out.view(batch, rows, cols, heads, ws, ws, head_dim).permute(0, 1, 4, 2, 5, 3, 6)
         out = out.reshape(batch, rows * ws, cols * ws, channels)
