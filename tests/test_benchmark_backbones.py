@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import benchmark_backbones as bench  # noqa: E402
 import make_benchmark_docs as docs  # noqa: E402
 
+from plgvit_mm.utils.cpu_allocator import cpu_allocator_mode  # noqa: E402
+
 PAIR = ["lw_plgvit_r", "resnet18"]  # one of ours, one peer
 
 
@@ -61,6 +63,7 @@ def test_report_schema_and_medians(report):
     assert data["schema"] == bench.SCHEMA and data["complete"] is True
     assert data["machine"]["threads"] == 2 and data["machine"]["device"] == "cpu"
     assert len(data["loadavg_start"]) == 3 and data["settings"]["full_run"] is False
+    assert data["settings"]["cpu_allocator"] in ("retain", "system")  # 'retain' asked for
     assert [(s["size"], s["role"]) for s in data["sizes"]] == [
         ("64x96", "main"), ("64x64", "scaling"), ("96x96", "scaling")]
     main = data["sizes"][0]
@@ -73,6 +76,18 @@ def test_report_schema_and_medians(report):
         assert r["macs"] > 0 and r["peak_memory_mib"] is not None
         assert data["models"][name]["backbone_params"] > 0
     assert "throughput_ips" not in data["sizes"][1]["results"]["resnet18"]
+
+
+def test_224_has_its_own_repeat_count_and_the_allocator_is_recorded():
+    data = bench.main(["--models", *PAIR, "--sizes", "224x224", "--scaling-base", "none",
+                       "--warmup", "1", "--repeats", "2", "--repeats-224", "5",
+                       "--throughput-repeats", "1", "--batch-224", "1", "--no-macs",
+                       "--allocator", "system"])
+    assert data["settings"]["repeats_224"] == 5
+    assert [len(r["latency_samples_ms"]) for r in data["sizes"][0]["results"].values()] == [5, 5]
+    # 'system' changes nothing: the record is the mode in effect ('retain' once any run of this
+    # process applied it)
+    assert data["settings"]["cpu_allocator"] == cpu_allocator_mode()
 
 
 def test_ratio_fields_are_ratios_of_the_medians(report):

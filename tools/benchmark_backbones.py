@@ -270,7 +270,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         "schema": SCHEMA, "machine": machine_info(device, args.threads),
         "loadavg_start": loadavg_start,
         "settings": {"models": args.models, "sizes": args.sizes, "warmup": args.warmup,
-                     "repeats": args.repeats, "throughput_repeats": args.throughput_repeats,
+                     "repeats": args.repeats, "repeats_224": args.repeats_224,
+                     "throughput_repeats": args.throughput_repeats,
                      "batch_224": batch_224, "batch_dense": batch_dense,
                      "dtype": "float32" if cpu else "bfloat16 autocast",
                      "memory_format": "contiguous" if cpu else "channels_last",
@@ -331,8 +332,8 @@ def summarize(report: dict, scaling: list[tuple[int, int]], runner: Runner | Non
 def is_full_run(args: argparse.Namespace) -> bool:
     """Whether the run used every model, size and the default repeat counts."""
     defaults = build_parser().parse_args([])
-    keys = ("models", "sizes", "warmup", "repeats", "throughput_repeats", "scaling_base",
-            "scaling_factors", "batch_224", "batch_dense")
+    keys = ("models", "sizes", "warmup", "repeats", "repeats_224", "throughput_repeats",
+            "scaling_base", "scaling_factors", "batch_224", "batch_dense")
     return all(list(getattr(args, k)) == list(getattr(defaults, k))
                if isinstance(getattr(args, k), (list, tuple)) else
                getattr(args, k) == getattr(defaults, k) for k in keys)
@@ -345,7 +346,8 @@ def measure_size(runner: Runner, models: dict[str, nn.Module], size: tuple[int, 
         models = {n: m for n, m in models.items() if MODELS[n].dense}
     x = runner.input(1, size)
     errors: dict[str, str] = {}
-    latency = runner.interleaved_ms(models, x, args.warmup, args.repeats, errors)
+    repeats = args.repeats_224 if size == CLASSIFIER_SIZE else args.repeats
+    latency = runner.interleaved_ms(models, x, args.warmup, repeats, errors)
     results = {name: {"latency_ms": statistics.median(t), "latency_samples_ms": t}
                for name, t in latency.items()}
     if role == "main":
@@ -493,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds per size (>= 1)")
     parser.add_argument("--repeats", type=int, default=4, help="timed batch-1 rounds per size")
+    parser.add_argument("--repeats-224", type=int, default=30,
+                        help="timed batch-1 rounds at 224x224 (tens of ms per model: the 224 "
+                             "targets need more rounds than the noise of 4)")
     parser.add_argument("--throughput-repeats", type=int, default=2,
                         help="timed rounds at the throughput batch per size")
     parser.add_argument("--batch-224", type=int, default=None,
@@ -509,9 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    for value, flag in ((args.repeats, "--repeats"), (args.throughput_repeats,
-                        "--throughput-repeats"), (args.threads, "--threads"),
-                        (args.warmup, "--warmup")):
+    for value, flag in ((args.repeats, "--repeats"), (args.repeats_224, "--repeats-224"),
+                        (args.throughput_repeats, "--throughput-repeats"),
+                        (args.threads, "--threads"), (args.warmup, "--warmup")):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     report = benchmark(args)

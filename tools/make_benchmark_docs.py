@@ -240,7 +240,8 @@ def report_section(report: dict, tag: str, out: Path, figures: Path) -> list[str
     s = report["settings"]
     lines = ["", f"## {title}", "", f"Machine: {machine_line(report)}. Load average at start "
              f"{report['loadavg_start'][0]:.2f}; run took {report['wall_s'] / 60:.1f} min. "
-             f"{s['warmup']} warm-up + {s['repeats']} timed rounds (batch 1) and "
+             f"{s['warmup']} warm-up + {s['repeats']} timed rounds (batch 1; "
+             f"{s.get('repeats_224', s['repeats'])} at 224x224) and "
              f"{s['throughput_repeats']} throughput round(s) per size; peak memory: "
              f"{report['memory_method']}.", ""]
     for caveat in caveats(report):
@@ -298,7 +299,9 @@ def train_section(report: dict, source: Path) -> list[str]:
              "random weights, configs interleaved, median of "
              f"{report['repeats']} rounds after {report['warmup']} warm-up round(s); torch "
              f"{m['torch']}, mmdet {m['mmdet']}, mmseg {m['mmseg']}"
-             f"{', bf16 AMP' if report['amp'] else ', fp32'}. Peak memory: "
+             f"{', bf16 AMP' if report['amp'] else ', fp32'}"
+             + ("" if cuda else f", {ALLOCATOR_TEXT[report.get('cpu_allocator', 'system')]}")
+             + ". Peak memory: "
              + ("the allocator peak of one iteration, weights and optimizer state included."
                 if cuda else "growth of the resident set during one iteration (gradients, "
                 "activations, temporaries); `state MiB` = weights + optimizer state resident "
