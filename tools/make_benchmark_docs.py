@@ -88,6 +88,12 @@ def caveats(report: dict) -> list[str]:
                    f"{report['loadavg_end'][0]:.2f} at the end), so other processes competed "
                    "for the cores: absolute times are inflated and noisy; the side-by-side "
                    "ratios are the meaningful numbers.")
+    if report["machine"]["device"] == "cpu" and allocator_of(report) == "system":
+        out.append("> **glibc's default allocator**: every tensor above its mmap threshold (at "
+                   "most 32 MiB) is page-faulted in again on every forward, a cost that grows "
+                   "faster than the pixel count once a model's maps pass it (the super-linear "
+                   "growth of several models below); `--allocator retain` (the default) keeps "
+                   "freed memory for reuse, as PyTorch's CPU launcher does with jemalloc/tcmalloc.")
     if not report["complete"]:
         done = ", ".join(e["size"] for e in report["sizes"])
         out.append(f"> **Incomplete run** (stopped early; measured: {done}); no profiles.")
