@@ -246,6 +246,8 @@ def test_ccf_ffn_plus_banded_inference_equals_full_map(monkeypatch, shape, band_
     assert calls == [x.shape]
     torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
     assert ffn(x).requires_grad and len(calls) == 1  # autograd: the banded path is not taken
+    with torch.no_grad():  # not on other devices either (shape-only 'meta' tensors here)
+        assert ffn.to('meta')(x.to('meta')).shape == x.shape and len(calls) == 1
 
 
 @pytest.mark.parametrize('bias_batch', [1, 10**6])  # rel-pos bias broadcast over windows; per window

@@ -42,8 +42,11 @@ def spatial_l2_norm(x: torch.Tensor) -> torch.Tensor:
     Sums of squares of row chunks of :data:`SUM_OF_SQUARES_CHUNK` elements, accumulated: each
     chunk's product stays in cache and the reduction runs along contiguous channels
     (``torch.linalg.vector_norm`` over a non-innermost axis is 3-4x slower on CPU at every
-    LW-PLG-ViT map size; measured at 196x480 and 122880x144, 2 threads). Small maps are one chunk.
+    LW-PLG-ViT map size; measured at 196x480 and 122880x144, 2 threads). Small maps are one chunk;
+    off the CPU it is ``torch.linalg.vector_norm``.
     """
+    if x.device.type != 'cpu':  # one reduction kernel (float32 under autocast)
+        return torch.linalg.vector_norm(x, dim=1, keepdim=True)
     rows = max(1, SUM_OF_SQUARES_CHUNK // x.shape[-1])
     sum_sq = None
     for chunk in x.split(rows, dim=1):
@@ -80,7 +83,8 @@ class OnePassGlobalResponseNorm(GlobalResponseNorm):
 
 BANDED_MIN_ELEMENTS = 2**22
 """Hidden maps of at least this many elements per image (16 MiB of float32) take
-:meth:`CCFFFNPlus.forward_banded` when no gradient is recorded. Measured on the project CPU (2
+:meth:`CCFFFNPlus.forward_banded` on CPU when no gradient is recorded (GPUs keep the full-map
+kernels). Measured on the project CPU (2
 threads, LW-PLG-ViT-A's stride-4 FFN): 96x320x144 18.1 -> 16.8 ms, 192x640x144 79 -> 70 ms with
 the 'retain' allocator and 36 -> 17 ms, 172 -> 86 ms with glibc's defaults; no gain below."""
 
@@ -97,8 +101,8 @@ class CCFFFNPlus(nn.Module):
     :class:`~timm.layers.GlobalResponseNorm` (channels-last, zero-initialised, identity at init),
     evaluated in one pass (:class:`OnePassGlobalResponseNorm`).
 
-    Without gradient recording, hidden maps of at least :data:`BANDED_MIN_ELEMENTS` per image
-    are evaluated in row bands (:meth:`forward_banded`, the same value).
+    On CPU without gradient recording, hidden maps of at least :data:`BANDED_MIN_ELEMENTS` per
+    image are evaluated in row bands (:meth:`forward_banded`, the same value).
 
     Shapes: ``(B, H, W, C) -> (B, H, W, C)``; ``hidden = round(C * mlp_ratio)`` (paper: 3).
     """
@@ -115,7 +119,8 @@ class CCFFFNPlus(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[1:3]
-        if not torch.is_grad_enabled() and height * width * self.hidden >= BANDED_MIN_ELEMENTS:
+        if (x.device.type == 'cpu' and not torch.is_grad_enabled()
+                and height * width * self.hidden >= BANDED_MIN_ELEMENTS):
             return self.forward_banded(x)
         pointwise = self.act(self.fc1(x))
         depthwise = self.grn(self.act(_depthwise_conv_nhwc(self.conv_dw, pointwise)))
