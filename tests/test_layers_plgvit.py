@@ -12,8 +12,8 @@ from plgvit_mm.models.layers import (
     LocalWindowAttention,
     LWDownsample,
     PLGSelfAttention,
+    ccf_ffn,
 )
-from plgvit_mm.models.layers import ccf_ffn
 from plgvit_mm.models.layers.ccf_ffn import SUM_OF_SQUARES_CHUNK, OnePassGlobalResponseNorm
 from plgvit_mm.models.layers.global_pooled_attention import upsample_tokens
 
@@ -254,10 +254,6 @@ def test_ccf_ffn_plus_banded_inference_equals_full_map(monkeypatch, shape, band_
 def test_biased_attention_equals_sdpa(bias_batch):
     """The CPU bmm path equals torch's scaled_dot_product_attention (float64, values and
     gradients), with -inf (padded) keys and permuted (non-contiguous) q, k, v as the layers pass."""
-    from plgvit_mm.models.layers.biased_attention import biased_attention
-
-    from plgvit_mm.models.layers.biased_attention import BMM_MIN_BATCH
-
     windows = BMM_MIN_BATCH // 2  # x 2 heads: the bmm path
     qkv = torch.randn(windows, 49, 3, 2, 8, dtype=torch.float64, requires_grad=True)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (windows, 2, 49, 8) views

@@ -47,8 +47,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import plgvit_mm  # noqa: E402,F401  (registers the timm models nat_*, dinat_*, *plgvit*)
 from plgvit_mm.utils import flops  # noqa: E402
-from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator  # noqa: E402
 from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
+from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator  # noqa: E402
 from plgvit_mm.utils.peak_memory import peak_memory_mib  # noqa: E402
 
 SCHEMA = "plgvit_mm.benchmark_backbones/1"

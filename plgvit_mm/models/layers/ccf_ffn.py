@@ -84,9 +84,9 @@ class OnePassGlobalResponseNorm(GlobalResponseNorm):
 BANDED_MIN_ELEMENTS = 2**22
 """Hidden maps of at least this many elements per image (16 MiB of float32) take
 :meth:`CCFFFNPlus.forward_banded` on CPU when no gradient is recorded (GPUs keep the full-map
-kernels). Measured on the project CPU (2
-threads, LW-PLG-ViT-A's stride-4 FFN): 96x320x144 18.1 -> 16.8 ms, 192x640x144 79 -> 70 ms with
-the 'retain' allocator and 36 -> 17 ms, 172 -> 86 ms with glibc's defaults; no gain below."""
+kernels). Measured on the project CPU (2 threads, LW-PLG-ViT-A's stride-4 FFN): 96x320x144
+18.1 -> 16.8 ms, 192x640x144 79 -> 70 ms with the 'retain' allocator (36 -> 17 ms and
+172 -> 86 ms with glibc's defaults); no gain on smaller maps."""
 
 BAND_ELEMENTS = 2**20
 """Hidden elements per image in one band of :meth:`CCFFFNPlus.forward_banded` (4 MiB float32)."""
