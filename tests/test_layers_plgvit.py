@@ -14,6 +14,7 @@ from plgvit_mm.models.layers import (
     PLGSelfAttention,
     ccf_ffn,
 )
+from plgvit_mm.models.layers.biased_attention import BMM_MIN_BATCH, biased_attention
 from plgvit_mm.models.layers.ccf_ffn import SUM_OF_SQUARES_CHUNK, OnePassGlobalResponseNorm
 from plgvit_mm.models.layers.global_pooled_attention import upsample_tokens
 
