@@ -12,4 +12,4 @@ backbone = dict(
     frozen_stages=-1,
     with_cp=False,
     init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lw_plgvit_r_in1k.pth'))
-backbone_channels = [32, 64, 160, 384]
+backbone_channels = [32, 64, 192, 384]

@@ -133,7 +133,7 @@ LW_ARCHS: dict[str, dict] = {
         global_ratio=(0.5, 0.5, 0.5, 0.5), mlp_ratios=(3.0, 3.0, 3.0, 3.0),
         expansion_channels=384),
     'r': dict(
-        stem_channels=16, embed_dims=(32, 64, 160, 256), depths=(1, 1, 6, 2),
+        stem_channels=16, embed_dims=(32, 64, 192, 256), depths=(1, 1, 4, 2),
         local_heads=(1, 2, 2, 4), global_heads=(2, 2, 4, 4),
         local_window=(7, 7, 7, 7), global_window=(7, 7, 7, 7),
         global_ratio=(0.5, 0.5, 0.5, 0.5), mlp_ratios=(2.0, 2.0, 3.0, 3.0),
@@ -466,10 +466,10 @@ class LWPLGViT(PLGViT):
     arch  channels            depths        local      global      r     FFN a         stem   exp
     ====  ==================  ============  =========  ==========  ====  ============  =====  ===
     a     48, 96, 144, 256    2, 2, 8, 2    7/1,2,2,4  7/2,2,4,4   0.5   3, 3, 3, 3    24     384
-    r     32, 64, 160, 256    1, 1, 6, 2    7/1,2,2,4  7/2,2,4,4   0.5   2, 2, 3, 3    16     384
+    r     32, 64, 192, 256    1, 1, 4, 2    7/1,2,2,4  7/2,2,4,4   0.5   2, 2, 3, 3    16     384
     ====  ==================  ============  =========  ==========  ====  ============  =====  ===
 
-    A: 5,327,294 params, 0.90 GMACs at 224; R: 4,920,139 params, 0.56 GMACs at 224.
+    A: 5,327,294 params, 0.86 GMACs at 224; R: 4,859,999 params, 0.53 GMACs at 224.
 
     Defaults to all six LW changes: LW downsampler, CCF-FFN+, max pooling, decoupled heads/ratio,
     individual widths, last-stage expansion; each can be switched back for ablations.
