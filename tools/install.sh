@@ -10,6 +10,7 @@
 #   PYTHON=python3.11            interpreter used to create .venv
 #   PLGVIT_MM_CACHE=~/.cache/plgvit_mm   where the mmcv wheel is cached
 #   MAX_JOBS=2                   compile jobs for the mmcv build
+# The NAT CPU kernel (plgvit_mm/ops/csrc) is compiled into $PLGVIT_MM_CACHE/torch_extensions.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +30,7 @@ on_error() {
   case "$step_name" in
     venv*) echo "[install] Check that $PYTHON exists and has the venv module (Python 3.10-3.12)." >&2 ;;
     torch*) echo "[install] Check network access to PyPI and free disk space (~6 GB for torch)." >&2 ;;
-    mmcv*) echo "[install] Check gcc/g++ (C++20), Python headers and the build log above; the build needs ~13 min on 2 cores." >&2 ;;
+    mmcv*|fused*) echo "[install] Check gcc/g++ (C++20), Python headers and the build log above; the mmcv build needs ~13 min on 2 cores." >&2 ;;
     *) echo "[install] Check network access to PyPI and the pip output above." >&2 ;;
   esac
 }
@@ -115,6 +116,9 @@ if have "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" "timm==1.0.31"
 else
   "${PIP[@]}" -e "$ROOT[mm,dev]"
 fi
+
+step "fused CPU neighborhood-attention kernel (C++, built once per machine)"
+"$PY" -c 'from plgvit_mm.ops.na2d_cpu import build_extension, build_directory; build_extension(); print("[install] ok:", build_directory())'
 
 step "check"
 "$PY" -c 'import plgvit_mm, mmdet, mmseg, timm; from mmcv.ops import RoIAlign, nms; print("[install] ok: plgvit_mm", plgvit_mm.__version__, "mmdet", mmdet.__version__, "mmseg", mmseg.__version__, "timm", timm.__version__)'

@@ -2,7 +2,7 @@
 
 Precedence: the ``backend=`` argument, then the innermost :func:`na_backend` context, then the
 ``PLGVIT_MM_NA_BACKEND`` environment variable, then ``'auto'`` (the Triton kernel where it
-supports the call, else the reference). A named backend that cannot serve a call falls back to
+supports the call, else the fused CPU kernel where it does, else the reference). A named backend that cannot serve a call falls back to
 the reference with a one-time warning saying why.
 """
 from __future__ import annotations
@@ -13,10 +13,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
+import torch
 from torch import Tensor
 
-BACKENDS = ("reference", "triton", "flex")
-"""Implementations: pure PyTorch, fused Triton kernels, compiled flex_attention (8x16 tiles)."""
+BACKENDS = ("reference", "cpu", "triton", "flex")
+"""Implementations: pure PyTorch (CSR on CPU), fused C++ CPU forward, fused Triton kernels,
+compiled flex_attention (8x16 tiles)."""
 
 ENV_VAR = "PLGVIT_MM_NA_BACKEND"
 
@@ -57,10 +59,25 @@ def requested_backend(explicit: str | None = None) -> str:
     return "auto"
 
 
-def unsupported_reason(name: str, q: Tensor, rpb: Tensor | None, attn_drop: float) -> str | None:
-    """Why backend ``name`` cannot serve a call with these inputs, or None when it can."""
+def needs_grad(*tensors: Tensor | None) -> bool:
+    """True when autograd is on and any of ``tensors`` requires a gradient."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def unsupported_reason(
+    name: str, q: Tensor, rpb: Tensor | None, attn_drop: float, grad: bool | None = None
+) -> str | None:
+    """Why backend ``name`` cannot serve a call with these inputs, or None when it can.
+
+    ``grad``: whether the call needs gradients (None: judged from ``q`` and ``rpb``).
+    """
     if name == "reference":
         return None
+    if name == "cpu":
+        from . import na2d_cpu
+
+        grad = needs_grad(q, rpb) if grad is None else grad
+        return na2d_cpu.unsupported_reason(q, rpb, attn_drop, grad)
     if name == "triton":
         from . import na2d_triton
 
@@ -75,6 +92,10 @@ def _implementation(name: str) -> Callable[..., Tensor]:
         from .na2d_reference import na2d_reference
 
         return na2d_reference
+    if name == "cpu":
+        from .na2d_cpu import na2d_cpu
+
+        return na2d_cpu
     if name == "triton":
         from .na2d_triton import na2d_triton
 
@@ -85,13 +106,19 @@ def _implementation(name: str) -> Callable[..., Tensor]:
 
 
 def select_backend(
-    requested: str, q: Tensor, rpb: Tensor | None, attn_drop: float
+    requested: str, q: Tensor, rpb: Tensor | None, attn_drop: float, grad: bool | None = None
 ) -> tuple[str, Callable[..., Tensor]]:
-    """Resolve ``requested`` (a name or ``'auto'``) to the backend that serves this call."""
+    """Resolve ``requested`` (a name or ``'auto'``) to the backend that serves this call.
+
+    ``grad``: whether the call needs gradients (None: judged from ``q`` and ``rpb``).
+    """
     if requested == "auto":
-        name = "triton" if unsupported_reason("triton", q, rpb, attn_drop) is None else "reference"
+        name = next(
+            (n for n in ("triton", "cpu") if unsupported_reason(n, q, rpb, attn_drop, grad) is None),
+            "reference",
+        )
         return name, _implementation(name)
-    reason = unsupported_reason(requested, q, rpb, attn_drop)
+    reason = unsupported_reason(requested, q, rpb, attn_drop, grad)
     if reason is None:
         return requested, _implementation(requested)
     if (requested, reason) not in _warned:

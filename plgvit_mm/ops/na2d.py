@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .backends import requested_backend, select_backend
+from .backends import needs_grad, requested_backend, select_backend
 
 
 def to_pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
@@ -85,7 +85,7 @@ def na2d(
             (a float32 table with bfloat16 q under autocast is fine).
         scale: multiplies q before the dot product; None means head_dim ** -0.5.
         attn_drop: dropout probability on the attention weights (pass 0 in eval).
-        backend: 'auto', 'reference', 'triton' or 'flex'; None = context / env / 'auto'.
+        backend: 'auto', 'reference', 'cpu', 'triton' or 'flex'; None = context / env / 'auto'.
 
     Returns:
         (B, H, W, heads, head_dim) in q's dtype.
@@ -96,5 +96,6 @@ def na2d(
         raise ValueError(f"attn_drop must be in [0, 1), got {attn_drop}")
     if scale is None:
         scale = q.shape[-1] ** -0.5
-    _, implementation = select_backend(requested_backend(backend), q, rpb, attn_drop)
+    grad = needs_grad(q, k, v, rpb)
+    _, implementation = select_backend(requested_backend(backend), q, rpb, attn_drop, grad)
     return implementation(q, k, v, kernel, dil, rpb, float(scale), attn_drop)
