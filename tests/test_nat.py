@@ -439,3 +439,16 @@ def test_config_fragments_replace_a_resnet_and_build(name, tmp_path):
     assert backbone.out_channels == cfg.model.neck.in_channels
     assert cfg.model.backbone.init_cfg.checkpoint.endswith(f"{name}.pth" if name[0] == "n"
                                                            else f"{name}_in1k_224.pth")
+
+
+def test_conv_weights_are_channels_last_and_stay_so_through_loading():
+    """oneDNN's CPU layout (no weight reorder per call); values and keys are untouched."""
+    model = MODELS.build(dict(type="NAT", arch="mini"))
+    state = {k: v.contiguous() * 1.5 for k, v in model.state_dict().items()}  # NCHW copies
+    model.load_state_dict(state)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5  # tokenizer (2) and three downsamplers
+    for conv in convs:
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key

@@ -80,10 +80,18 @@ class Timer:
         return statistics.median(times), max(peak, 0) / 2**20
 
 
-def run_case(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], timer: Timer) -> dict:
-    """Forward (no autograd) and forward+backward timings of fn(*inputs)."""
+FORWARD_ONLY = {"cpu"}
+"""Backends without a backward (calls that need gradients use the reference instead)."""
+
+
+def run_case(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], timer: Timer,
+             backward: bool = True) -> dict:
+    """Forward (no autograd) and, if ``backward``, forward+backward timings of fn(*inputs)."""
     with torch.no_grad():
         fwd_ms, fwd_mib = timer(lambda: fn(*inputs))
+    if not backward:
+        return {"fwd_ms": fwd_ms, "fwd_bwd_ms": None, "fwd_peak_mib": fwd_mib,
+                "fwd_bwd_peak_mib": None}
     leaves = [t.detach().requires_grad_() for t in inputs]
     grad = torch.randn_like(leaves[0])
 
@@ -128,14 +136,16 @@ def benchmark(args: argparse.Namespace) -> dict:
                     return na2d(q_, k_, v_, KERNEL, rpb=rpb_, backend=backend)
 
                 try:
-                    result = run_case(call, [q, k, v, rpb], timer)
+                    result = run_case(call, [q, k, v, rpb], timer,
+                                      backward=backend not in FORWARD_ONLY)
                 except Exception as err:  # noqa: BLE001 - one failing backend must not end the run
                     errors.append({**shape, "backend": backend, "error": repr(err)[:2000]})
                     print(f"{backend} failed at {shape}: {err!r}", file=sys.stderr)
                     continue
+                both_ms = result["fwd_bwd_ms"]
                 rows.append({**shape, "backend": backend, **result,
                              "fwd_tflops": flops / result["fwd_ms"] / 1e9,
-                             "fwd_bwd_tflops": 3 * flops / result["fwd_bwd_ms"] / 1e9})
+                             "fwd_bwd_tflops": 3 * flops / both_ms / 1e9 if both_ms else None})
             if device.type != "cpu" or height * width <= FULL_ATTENTION_CPU_TOKENS:
                 result = run_case(full_attention, [q, k, v], timer)
                 full_flops = 4 * args.batch * heads * (height * width) ** 2 * HEAD_DIM
@@ -175,11 +185,15 @@ def print_table(report: dict) -> None:
     header = (f"{'input':>9} {'st':>2} {'B':>2} {'heads':>5} {'HxW':>8} {'backend':>20} "
               f"{'fwd ms':>9} {'f+b ms':>9} {'fwd TF/s':>8} {'f+b TF/s':>8} {'peak MiB':>9}")
     print(header)
+    def cell(value: float | None, width: int, digits: int) -> str:
+        return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+
     for r in report["rows"]:
         print(f"{r['input']:>9} {r['stage']:>2} {r['batch']:>2} {r['heads']:>5} "
               f"{r['height']:>3}x{r['width']:<4} {r['backend']:>20} {r['fwd_ms']:>9.3f} "
-              f"{r['fwd_bwd_ms']:>9.3f} {r['fwd_tflops']:>8.3f} {r['fwd_bwd_tflops']:>8.3f} "
-              f"{r['fwd_bwd_peak_mib']:>9.1f}")
+              f"{cell(r['fwd_bwd_ms'], 9, 3)} {r['fwd_tflops']:>8.3f} "
+              f"{cell(r['fwd_bwd_tflops'], 8, 3)} "
+              f"{cell(r['fwd_bwd_peak_mib'] or r['fwd_peak_mib'], 9, 1)}")
     for error in report["errors"]:
         print(f"FAILED {error['backend']} at {error['input']} stage {error['stage']}: "
               f"{error['error'][:300]}")

@@ -89,5 +89,7 @@ class NeighborhoodAttention2D(nn.Module):
             q, k, v, self.kernel_size, self.dilation, rpb=self.rpb, scale=self.scale,
             attn_drop=self.attn_drop if self.training else 0.0,
         )
-        out = out.reshape(batch, hp, wp, channels)[:, :height, :width]
+        out = out.reshape(batch, hp, wp, channels)
+        if (hp, wp) != (height, width):
+            out = out[:, :height, :width]
         return self.proj_drop(self.proj(out))

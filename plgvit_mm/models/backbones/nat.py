@@ -114,6 +114,12 @@ def _resolve_arch(arch: str | Mapping, table: Mapping[str, dict]) -> dict:
     return dict(arch)
 
 
+def channels_last_weight(conv: nn.Conv2d) -> None:
+    """Store ``conv.weight`` channels-last (oneDNN's CPU layout); values and state-dict keys are
+    unchanged, and ``load_state_dict``/``.to()`` keep the layout."""
+    conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+
+
 class ConvTokenizer(nn.Module):
     """Two 3x3 stride-2 convs (no norm/activation between) then LayerNorm: (B,3,H,W) -> (B,H/4,W/4,C).
 
@@ -126,6 +132,8 @@ class ConvTokenizer(nn.Module):
             nn.Conv2d(in_chans, embed_dim // 2, 3, stride=2, padding=1),
             nn.Conv2d(embed_dim // 2, embed_dim, 3, stride=2, padding=1),
         )
+        for conv in self.proj:  # see ConvDownsampler (measured 1.01 -> 0.85 ms at 224 on CPU)
+            channels_last_weight(conv)
         self.norm = nn.LayerNorm(embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -138,6 +146,10 @@ class ConvDownsampler(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.reduction = nn.Conv2d(dim, 2 * dim, 3, stride=2, padding=1, bias=False)
+        # The input is a (B, H, W, C) map seen as NCHW, i.e. channels-last: a channels-last weight
+        # spares oneDNN a weight reorder on every CPU call (1.4 ms of NAT-T's 224 forward, last
+        # level).
+        channels_last_weight(self.reduction)
         self.norm = nn.LayerNorm(2 * dim)
 
     def forward(self, x: Tensor) -> Tensor:

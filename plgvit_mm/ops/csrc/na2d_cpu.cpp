@@ -16,6 +16,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -111,24 +112,29 @@ inline void transpose8(Vec<float>* r) {
   }
 }
 
-// dst[c * dst_stride + i] = src[i * src_stride + c * src_step] for i < rows, c < cols; full
-// 8 x 8 float blocks with unit src_step go through vector registers.
+// dst[c * dst_stride + i] = src[i * src_stride + c * src_step] for i < rows, c < cols. Floats
+// with unit src_step go through 8 x 8 register transposes, also for partial blocks: rows past
+// `rows` (up to rows_room, the writable length of a dst line) are written as zeros, and
+// columns past `cols` (up to cols_room, the readable length of a src line) are read, not stored.
 template <typename T>
 void transpose(const T* src, int64_t src_stride, int64_t src_step, T* dst, int64_t dst_stride,
-               int64_t rows, int64_t cols) {
-  int64_t i0 = 0, c0 = 0;
+               int64_t rows, int64_t cols, int64_t rows_room, int64_t cols_room) {
+  int64_t i0 = 0;
   if constexpr (std::is_same_v<T, float>) {
     if (src_step == 1) {
-      for (; i0 + 8 <= rows; i0 += 8)
-        for (c0 = 0; c0 + 8 <= cols; c0 += 8) {
+      for (; i0 < rows && i0 + 8 <= rows_room; i0 += 8) {
+        int64_t c0 = 0;
+        for (; c0 < cols && c0 + 8 <= cols_room; c0 += 8) {
           Vec<float> r[8];
-          for (int i = 0; i < 8; ++i) r[i] = load(src + (i0 + i) * src_stride + c0);
+          for (int i = 0; i < 8; ++i)
+            r[i] = i0 + i < rows ? load(src + (i0 + i) * src_stride + c0) : Vec<float>{};
           transpose8(r);
-          for (int c = 0; c < 8; ++c) store(dst + (c0 + c) * dst_stride + i0, r[c]);
+          for (int64_t c = 0; c < std::min<int64_t>(8, cols - c0); ++c)
+            store(dst + (c0 + c) * dst_stride + i0, r[c]);
         }
-      // the rest: rows i0.. (all columns) and columns c0.. of rows < i0
-      for (int64_t i = 0; i < i0; ++i)
-        for (int64_t c = c0; c < cols; ++c) dst[c * dst_stride + i] = src[i * src_stride + c];
+        for (int64_t i = i0; i < std::min(i0 + 8, rows); ++i)  // columns past the blocks
+          for (int64_t c = c0; c < cols; ++c) dst[c * dst_stride + i] = src[i * src_stride + c];
+      }
     }
   }
   for (int64_t i = i0; i < rows; ++i)
@@ -180,7 +186,7 @@ struct Plan {
   }
 
   int64_t rows() const { return batch * heads * height; }
-  int64_t planar_size() const { return dim * width; }                 // per (b, h, key row)
+  int64_t planar_size() const { return dim * row; }  // per (b, h, key row): lines of `row`
   int64_t border_size() const { return borders * kx * dim * kLanes<T>; }  // per (b, h, key row)
 };
 
@@ -203,12 +209,12 @@ void prepare_key_row(const T* in, int64_t token_stride, int64_t channel_stride,
                      T* border) {
   constexpr int64_t L = kLanes<T>;
   const int64_t width = p.width, dim = p.dim;
-  transpose<T>(in, token_stride, channel_stride, planar, width, width, dim);
+  transpose<T>(in, token_stride, channel_stride, planar, p.row, width, dim, p.row, dim);
   for (size_t line = 0; line < lines.size(); ++line) {
     const BorderLine<T>& g = lines[line];
     T* dst = border + line * dim * L;
     for (int64_t c = 0; c < dim; ++c) {
-      const T* plane = planar + c * width + g.first;
+      const T* plane = planar + c * p.row + g.first;
       if (g.exact) {
         const Vec<T> keys = __builtin_shuffle(load(plane), g.index);
         store(dst + c * L, g.valid ? keys : Vec<T>{});
@@ -219,11 +225,9 @@ void prepare_key_row(const T* in, int64_t token_stride, int64_t channel_stride,
   }
 }
 
-// k and v (B, H, W, heads, dim), strided -> planar rows and border gathers (prepare_key_row)
-// of every (b, h, key row). The planar buffers hold `lanes` spare values at their end.
+// How every border line (border chunk, tap t) gathers its lanes (see BorderLine).
 template <typename T>
-void prepare_keys(const at::Tensor& k, const at::Tensor& v, T* k_planar, T* v_planar,
-                  T* k_border, T* v_border, const Plan<T>& p) {
+std::vector<BorderLine<T>> border_lines(const Plan<T>& p) {
   constexpr int64_t L = kLanes<T>;
   std::vector<BorderLine<T>> lines(p.borders * p.kx);
   for (int64_t j = 0; j < p.chunks; ++j) {
@@ -245,150 +249,277 @@ void prepare_keys(const at::Tensor& k, const at::Tensor& v, T* k_planar, T* v_pl
       }
     }
   }
-  at::parallel_for(0, p.rows(), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / (p.heads * p.height), h = (item / p.height) % p.heads;
-      const int64_t y = item % p.height;
+  return lines;
+}
+
+// Per-thread buffer of at least n values, kept across calls (grows, never shrinks); kTag
+// tells a thread's buffers apart.
+template <typename T, int kTag>
+T* thread_buffer(size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// Relative position bias of head h per (bias row, tap column t, lane x): rpb[h, row, bx(x) + t],
+// zero past W; table: (2 * ky - 1, kx, row).
+template <typename T>
+void fill_head_bias(const T* rpb, int64_t h, const Plan<T>& p, T* table) {
+  const int64_t bias_rows = 2 * p.ky - 1, bias_cols = 2 * p.kx - 1;
+  for (int64_t r = 0; r < bias_rows; ++r) {
+    const T* src = rpb + (h * bias_rows + r) * bias_cols;
+    for (int64_t t = 0; t < p.kx; ++t) {
+      T* line = table + (r * p.kx + t) * p.row;
+      for (int64_t x = 0; x < p.width; ++x) line[x] = src[p.wx.first_bias[x] + t];
+      std::fill(line + p.width, line + p.row, T(0));
+    }
+  }
+}
+
+// Makes the compiler keep v in a register: a vector used by several FMAs is then loaded once
+// instead of being re-read as a memory operand by each of them.
+template <typename V>
+inline void keep_in_register(V& v) {
+  asm("" : "+v"(v));
+}
+
+// s[r][u] = sum_c queries[r][c] * keys[u][c] over the lanes, for N taps and R query rows (each
+// key vector is loaded once for all rows).
+template <int N, int R, typename T>
+inline void logit_block(const T* const* queries, int64_t q_stride, const T* const* keys,
+                        int64_t k_stride, int64_t dim, Vec<T> (*s)[8]) {
+  Vec<T> acc[R][N] = {};
+  for (int64_t c = 0; c < dim; ++c) {
+    Vec<T> qv[R];
+    for (int r = 0; r < R; ++r) qv[r] = load(queries[r] + c * q_stride);
+    for (int u = 0; u < N; ++u) {
+      Vec<T> kv = load(keys[u] + c * k_stride);
+      if constexpr (R > 1) keep_in_register(kv);
+      for (int r = 0; r < R; ++r) acc[r][u] += qv[r] * kv;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int u = 0; u < N; ++u) s[r][u] = acc[r][u];
+}
+
+// acc[r][c + i] = inv[r] * sum over row r's taps of weight * value[c + i] (lanes), for N
+// channels and R query rows. Union taps [0, shared_first) belong to row 0 only, [shared_first,
+// shared_last) to every row, the rest to row R - 1 only; row r's own tap is union tap - off[r]
+// (weights[r] are indexed by own taps, values by union taps).
+template <int N, int R, typename T>
+inline void value_block(T* const* weights, const int64_t* off, const T* const* values,
+                        int64_t taps, int64_t shared_first, int64_t shared_last,
+                        int64_t v_stride, int64_t c, const Vec<T>* inv, T* const* acc) {
+  constexpr int64_t L = kLanes<T>;
+  Vec<T> o[R][N] = {};
+  auto single = [&](int r, int64_t first, int64_t last) {
+    for (int64_t u = first; u < last; ++u) {
+      const Vec<T> w = load(weights[r] + (u - off[r]) * L);
+      const T* v = values[u] + c * v_stride;
+      for (int i = 0; i < N; ++i) o[r][i] += w * load(v + i * v_stride);
+    }
+  };
+  single(0, 0, shared_first);
+  for (int64_t u = shared_first; u < shared_last; ++u) {
+    Vec<T> w[R];
+    for (int r = 0; r < R; ++r) w[r] = load(weights[r] + (u - off[r]) * L);
+    const T* v = values[u] + c * v_stride;
+    for (int i = 0; i < N; ++i) {
+      Vec<T> vv = load(v + i * v_stride);
+      if constexpr (R > 1) keep_in_register(vv);
+      for (int r = 0; r < R; ++r) o[r][i] += w[r] * vv;
+    }
+  }
+  single(R - 1, shared_last, taps);
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < N; ++i) store(acc[r] + (c + i) * L, o[r][i] * inv[r]);
+}
+
+// Largest block (8, 4, 2 or 1) that fits in `left`.
+inline int block_size(int64_t left) { return left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1; }
+
+// Logits of union taps [first, last) for R query rows: lg[r][own] = scale * q_r.k + bias, own =
+// union tap - off[r]; bias[r][own] points at the bias lanes of row r's own tap.
+template <int R, typename T>
+void logit_segment(const T* const* q, T* const* lg, const T* const* const* bias,
+                   const int64_t* off, const T* const* keys, int64_t first, int64_t last,
+                   int64_t q_stride, int64_t k_stride, int64_t dim, T scale) {
+  constexpr int64_t L = kLanes<T>;
+  Vec<T> s[R][8];
+  for (int64_t u = first; u < last;) {
+    const int n = block_size(last - u);
+    if (n == 8) logit_block<8, R, T>(q, q_stride, keys + u, k_stride, dim, s);
+    if (n == 4) logit_block<4, R, T>(q, q_stride, keys + u, k_stride, dim, s);
+    if (n == 2) logit_block<2, R, T>(q, q_stride, keys + u, k_stride, dim, s);
+    if (n == 1) logit_block<1, R, T>(q, q_stride, keys + u, k_stride, dim, s);
+    for (int i = 0; i < n; ++i, ++u)
+      for (int r = 0; r < R; ++r) {
+        const int64_t own = u - off[r];
+        store(lg[r] + own * L, s[r][i] * scale + load(bias[r][own]));
+      }
+  }
+}
+
+// Planar k and v rows (prepare_key_row) of one (batch, head) in a ring of `capacity` slots:
+// key row y (group index y / dy) lives in slot (y / dy) % capacity, so the ky + 1 consecutive
+// key rows of a query row pair never collide and consecutive pairs reuse what they share.
+template <typename T>
+struct KeyRing {
+  int64_t capacity;
+  std::vector<int64_t> row;  // key row held by each slot, -1 when empty
+  T *k_planar, *v_planar, *k_border, *v_border;
+  KeyRing(const Plan<T>& p, int64_t capacity_)
+      : capacity(capacity_), row(capacity_, -1),
+        k_planar(thread_buffer<T, 0>(capacity_ * p.planar_size() + kLanes<T>)),  // + spare for
+        v_planar(thread_buffer<T, 1>(capacity_ * p.planar_size() + kLanes<T>)),  // border loads
+        k_border(thread_buffer<T, 2>(capacity_ * p.border_size())),
+        v_border(thread_buffer<T, 3>(capacity_ * p.border_size())) {}
+
+  int64_t slot(int64_t key_row, const Plan<T>& p) const { return (key_row / p.dy) % capacity; }
+
+  // Make key rows first, first + dy, ..., (count rows) of (b, h) present.
+  void load_rows(const at::Tensor& k, const at::Tensor& v, int64_t b, int64_t h, int64_t first,
+                 int64_t count, const Plan<T>& p, const std::vector<BorderLine<T>>& lines) {
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t y = first + i * p.dy, at = slot(y, p);
+      if (row[at] == y) continue;
+      row[at] = y;
       for (const auto& [src, planar, border] :
            {std::tuple<const at::Tensor*, T*, T*>{&k, k_planar, k_border},
             std::tuple<const at::Tensor*, T*, T*>{&v, v_planar, v_border}}) {
         const auto s = src->strides();
         prepare_key_row<T>(src->template const_data_ptr<T>() + b * s[0] + y * s[1] + h * s[3],
-                           s[2], s[4], p, lines, planar + item * p.planar_size(),
-                           border + item * p.border_size());
+                           s[2], s[4], p, lines, planar + at * p.planar_size(),
+                           border + at * p.border_size());
       }
     }
-  });
-}
-
-// Relative position bias per (head, bias row, tap column t, lane x): rpb[h, row, bx(x) + t],
-// zero past W.
-template <typename T>
-std::vector<T> bias_table(const T* rpb, const Plan<T>& p) {
-  const int64_t bias_rows = 2 * p.ky - 1, bias_cols = 2 * p.kx - 1;
-  std::vector<T> table(p.heads * bias_rows * p.kx * p.row, T(0));
-  for (int64_t h = 0; h < p.heads; ++h)
-    for (int64_t r = 0; r < bias_rows; ++r)
-      for (int64_t t = 0; t < p.kx; ++t)
-        for (int64_t x = 0; x < p.width; ++x)
-          table[((h * bias_rows + r) * p.kx + t) * p.row + x] =
-              rpb[(h * bias_rows + r) * bias_cols + p.wx.first_bias[x] + t];
-  return table;
-}
-
-// out[u] = sum_c q[c] * keys[u][c] over the lanes, for N taps.
-template <int N, typename T>
-inline void logit_block(const T* q, int64_t q_stride, const T* const* keys, int64_t k_stride,
-                        int64_t dim, Vec<T>* out) {
-  Vec<T> s[N] = {};
-  for (int64_t c = 0; c < dim; ++c) {
-    const Vec<T> qv = load(q + c * q_stride);
-    for (int u = 0; u < N; ++u) s[u] += qv * load(keys[u] + c * k_stride);
   }
-  for (int u = 0; u < N; ++u) out[u] = s[u];
-}
-
-// acc[c + u] = inv * sum_tap weights[tap] * values[tap][c + u] over the lanes, for N channels.
-template <int N, typename T>
-inline void value_block(const T* weights, const T* const* values, int64_t taps,
-                        int64_t v_stride, int64_t c, Vec<T> inv, T* acc) {
-  constexpr int64_t L = kLanes<T>;
-  Vec<T> o[N] = {};
-  for (int64_t tap = 0; tap < taps; ++tap) {
-    const Vec<T> w = load(weights + tap * L);
-    const T* v = values[tap] + c * v_stride;
-    for (int u = 0; u < N; ++u) o[u] += w * load(v + u * v_stride);
-  }
-  for (int u = 0; u < N; ++u) store(acc + (c + u) * L, o[u] * inv);
-}
-
-// Per-thread scratch of attend_row.
-template <typename T>
-struct RowScratch {
-  std::vector<T> query;   // (dim, row) planar query row
-  std::vector<T> logits;  // (taps, lanes) of one chunk
-  std::vector<T> acc;     // (dim, lanes) output of one chunk
-  std::vector<const T*> keys, values, bias;  // per tap: first lane of the chunk
-  explicit RowScratch(const Plan<T>& p)
-      : query(p.dim * p.row), logits(p.taps * kLanes<T>), acc(p.dim * kLanes<T>),
-        keys(p.taps), values(p.taps), bias(p.taps) {}
+  void clear() { std::fill(row.begin(), row.end(), -1); }
 };
 
-// One (batch, head, query row) of the output.
+// Per-thread scratch of attend_rows (two query rows).
 template <typename T>
-void attend_row(const Plan<T>& p, int64_t b, int64_t h, int64_t y, const at::Tensor& q,
-                const T* k_planar, const T* v_planar, const T* k_border, const T* v_border,
-                const T* bias, T scale, RowScratch<T>& scratch, T* out) {
+struct RowScratch {
+  int64_t taps;             // ky * kx per query row
+  T *query, *logits, *acc;  // per row: (dim, row), (taps, lanes), (dim, lanes)
+  T* head_bias;             // fill_head_bias table of head bias_head (-1: none yet)
+  int64_t bias_head = -1;
+  std::vector<T> zeros;                // bias lanes without rpb
+  std::vector<const T*> keys, values;  // per union tap (ky + 1 key rows): chunk's first lane
+  std::vector<const T*> bias;          // per row and own tap: bias lanes
+  explicit RowScratch(const Plan<T>& p)
+      : taps(p.taps), query(thread_buffer<T, 4>(2 * p.dim * p.row)),
+        logits(thread_buffer<T, 5>(2 * p.taps * kLanes<T>)),
+        acc(thread_buffer<T, 6>(2 * p.dim * kLanes<T>)),
+        head_bias(thread_buffer<T, 7>((2 * p.ky - 1) * p.kx * p.row)), zeros(kLanes<T>, T(0)),
+        keys((p.ky + 1) * p.kx), values((p.ky + 1) * p.kx), bias(2 * p.taps) {}
+};
+
+// Rows y[0..R) of one (batch, head): consecutive rows of one dilation group, so their windows'
+// key rows overlap (R = 2: the second window starts `delta` in {0, 1} key rows later). The
+// ky - delta shared key rows are loaded once for both query rows; each row attends exactly its
+// own ky * kx taps.
+template <int R, typename T>
+void attend_rows(const Plan<T>& p, int64_t b, int64_t h, const int64_t* y, const at::Tensor& q,
+                 const KeyRing<T>& keys, bool has_bias, T scale, RowScratch<T>& scratch, T* out) {
   using V = Vec<T>;
   constexpr int64_t L = kLanes<T>;
+  const T* bias = has_bias ? scratch.head_bias : nullptr;
   const auto qs = q.strides();
-  const T* q_in = q.const_data_ptr<T>() + b * qs[0] + y * qs[1] + h * qs[3];
-  T* qt = scratch.query.data();
-  transpose<T>(q_in, qs[2], qs[4], qt, p.row, p.width, p.dim);
-  for (int64_t c = 0; c < p.dim; ++c) std::fill(qt + c * p.row + p.width, qt + (c + 1) * p.row, T(0));
-  const int64_t image = (b * p.heads + h) * p.height;
-  const int64_t bias_row0 = h * (2 * p.ky - 1) + p.wy.first_bias[y];
-  T* lg = scratch.logits.data();
-  T* dst = out + ((b * p.height + y) * p.width * p.heads + h) * p.dim;
+  const int64_t delta = R == 2 ? (p.wy.first_key[y[1]] - p.wy.first_key[y[0]]) / p.dy : 0;
+  const int64_t union_taps = (p.ky + delta) * p.kx;
+  const int64_t shared_first = delta * p.kx, shared_last = p.taps;  // union taps of both rows
+  const int64_t off[2] = {0, delta * p.kx};  // own tap = union tap - off[r]
+  const T* qt[R];
+  T* lg[R];
+  T* acc[R];
+  T* dst[R];
+  const T* const* bias_lines[R];
+  for (int r = 0; r < R; ++r) {
+    T* line = scratch.query + r * p.dim * p.row;
+    transpose<T>(q.const_data_ptr<T>() + b * qs[0] + y[r] * qs[1] + h * qs[3], qs[2], qs[4],
+                 line, p.row, p.width, p.dim, p.row, p.dim);
+    for (int64_t c = 0; c < p.dim; ++c)
+      std::fill(line + c * p.row + p.width, line + (c + 1) * p.row, T(0));
+    qt[r] = line;
+    lg[r] = scratch.logits + r * p.taps * L;
+    acc[r] = scratch.acc + r * p.dim * L;
+    dst[r] = out + ((b * p.height + y[r]) * p.width * p.heads + h) * p.dim;
+    bias_lines[r] = scratch.bias.data() + r * p.taps;
+  }
   for (int64_t j = 0; j < p.chunks; ++j) {
     const int64_t x0 = j * L, slot = p.border_slot[j];
-    const int64_t stride = slot < 0 ? p.width : L;  // between channels of a key line
-    for (int64_t a = 0; a < p.ky; ++a) {
-      const int64_t key_row = image + p.wy.first_key[y] + a * p.dy;
+    const int64_t stride = slot < 0 ? p.row : L;  // between channels of a key line
+    for (int64_t kr = 0; kr < p.ky + delta; ++kr) {
+      const int64_t key_row = keys.slot(p.wy.first_key[y[0]] + kr * p.dy, p);
       for (int64_t t = 0; t < p.kx; ++t) {
-        const int64_t tap = a * p.kx + t;
+        const int64_t tap = kr * p.kx + t;
         if (slot < 0) {
-          const int64_t shift = x0 + (t - p.kx / 2) * p.dx;
-          scratch.keys[tap] = k_planar + key_row * p.planar_size() + shift;
-          scratch.values[tap] = v_planar + key_row * p.planar_size() + shift;
+          const int64_t at = key_row * p.planar_size() + x0 + (t - p.kx / 2) * p.dx;
+          scratch.keys[tap] = keys.k_planar + at;
+          scratch.values[tap] = keys.v_planar + at;
         } else {
           const int64_t at = key_row * p.border_size() + (slot * p.kx + t) * p.dim * L;
-          scratch.keys[tap] = k_border + at;
-          scratch.values[tap] = v_border + at;
+          scratch.keys[tap] = keys.k_border + at;
+          scratch.values[tap] = keys.v_border + at;
         }
-        scratch.bias[tap] = bias ? bias + ((bias_row0 + a) * p.kx + t) * p.row + x0 : nullptr;
       }
     }
-    // logits, eight taps at a time
-    V s[8];
-    for (int64_t tap = 0; tap < p.taps;) {
-      const T* const* keys = scratch.keys.data() + tap;
-      const int64_t n = p.taps - tap >= 8 ? 8 : p.taps - tap >= 4 ? 4 : p.taps - tap >= 2 ? 2 : 1;
-      if (n == 8) logit_block<8, T>(qt + x0, p.row, keys, stride, p.dim, s);
-      if (n == 4) logit_block<4, T>(qt + x0, p.row, keys, stride, p.dim, s);
-      if (n == 2) logit_block<2, T>(qt + x0, p.row, keys, stride, p.dim, s);
-      if (n == 1) logit_block<1, T>(qt + x0, p.row, keys, stride, p.dim, s);
-      for (int64_t u = 0; u < n; ++u, ++tap) {
-        const V logit = s[u] * scale;
-        store(lg + tap * L, bias ? logit + load(scratch.bias[tap]) : logit);
+    for (int r = 0; r < R; ++r)
+      for (int64_t own = 0; own < p.taps; ++own) {
+        const int64_t bias_row = p.wy.first_bias[y[r]] + own / p.kx, t = own % p.kx;
+        scratch.bias[r * p.taps + own] =
+            bias ? bias + (bias_row * p.kx + t) * p.row + x0 : scratch.zeros.data();
       }
+    // logits: scale * q.k + bias over each row's own taps
+    const T* q_chunk[R];
+    for (int r = 0; r < R; ++r) q_chunk[r] = qt[r] + x0;
+    const T* const* key_lines = scratch.keys.data();
+    if constexpr (R == 2) {
+      logit_segment<1, T>(q_chunk, lg, bias_lines, off, key_lines, 0, shared_first, p.row,
+                          stride, p.dim, scale);
+      logit_segment<1, T>(q_chunk + 1, lg + 1, bias_lines + 1, off + 1, key_lines, shared_last,
+                          union_taps, p.row, stride, p.dim, scale);
     }
+    logit_segment<R, T>(q_chunk, lg, bias_lines, off, key_lines, shared_first, shared_last,
+                        p.row, stride, p.dim, scale);
     // softmax numerators in place, 1 / denominator per lane
-    V top = load(lg);
-    for (int64_t tap = 1; tap < p.taps; ++tap) {
-      const V l = load(lg + tap * L);
-      top = l > top ? l : top;
+    V inv[R];
+    for (int r = 0; r < R; ++r) {
+      V top = load(lg[r]);
+      for (int64_t tap = 1; tap < p.taps; ++tap) {
+        const V l = load(lg[r] + tap * L);
+        top = l > top ? l : top;
+      }
+      V total{};
+      for (int64_t tap = 0; tap < p.taps; ++tap) {
+        const V e = exp_nonpositive(load(lg[r] + tap * L) - top);
+        store(lg[r] + tap * L, e);
+        total += e;
+      }
+      inv[r] = broadcast(T(1)) / total;
     }
-    V total{};
-    for (int64_t tap = 0; tap < p.taps; ++tap) {
-      const V e = exp_nonpositive(load(lg + tap * L) - top);
-      store(lg + tap * L, e);
-      total += e;
-    }
-    const V inv = broadcast(T(1)) / total;
-    // weighted values, eight channels at a time
-    T* acc = scratch.acc.data();
+    // weighted values
     const T* const* values = scratch.values.data();
     for (int64_t c = 0; c < p.dim;) {
-      const int64_t n = p.dim - c >= 8 ? 8 : p.dim - c >= 4 ? 4 : p.dim - c >= 2 ? 2 : 1;
-      if (n == 8) value_block<8, T>(lg, values, p.taps, stride, c, inv, acc);
-      if (n == 4) value_block<4, T>(lg, values, p.taps, stride, c, inv, acc);
-      if (n == 2) value_block<2, T>(lg, values, p.taps, stride, c, inv, acc);
-      if (n == 1) value_block<1, T>(lg, values, p.taps, stride, c, inv, acc);
+      const int n = block_size(p.dim - c);
+      if (n == 8)
+        value_block<8, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
+                             inv, acc);
+      if (n == 4)
+        value_block<4, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
+                             inv, acc);
+      if (n == 2)
+        value_block<2, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
+                             inv, acc);
+      if (n == 1)
+        value_block<1, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
+                             inv, acc);
       c += n;
     }
-    transpose<T>(acc, L, 1, dst + x0 * p.heads * p.dim, p.heads * p.dim, p.dim,
-                 std::min(L, p.width - x0));
+    for (int r = 0; r < R; ++r)
+      transpose<T>(acc[r], L, 1, dst[r] + x0 * p.heads * p.dim, p.heads * p.dim, p.dim,
+                   std::min(L, p.width - x0), p.dim, L);
   }
 }
 
@@ -397,24 +528,44 @@ void na2d_forward_kernel(const at::Tensor& q, const at::Tensor& k, const at::Ten
                          const std::optional<at::Tensor>& rpb, at::Tensor& out, int64_t ky,
                          int64_t kx, int64_t dy, int64_t dx, double scale) {
   const Plan<T> p(q, ky, kx, dy, dx);
-  const int64_t planar = p.rows() * p.planar_size() + kLanes<T>;  // + spare for border loads
-  const int64_t border = p.rows() * p.border_size();
-  at::Tensor buffer = at::empty({2 * (planar + border)}, q.options());
-  T* k_planar = buffer.mutable_data_ptr<T>();
-  T* v_planar = k_planar + planar;
-  T* k_border = v_planar + planar;
-  T* v_border = k_border + border;
-  prepare_keys<T>(k, v, k_planar, v_planar, k_border, v_border, p);
-  const std::vector<T> bias = rpb.has_value() ? bias_table<T>(rpb->const_data_ptr<T>(), p)
-                                              : std::vector<T>();
-  const T* bias_data = rpb.has_value() ? bias.data() : nullptr;
+  const std::vector<BorderLine<T>> lines = border_lines(p);
+  const T* bias = rpb.has_value() ? rpb->const_data_ptr<T>() : nullptr;
   T* out_data = out.mutable_data_ptr<T>();
-  at::parallel_for(0, p.rows(), 1, [&](int64_t begin, int64_t end) {
+  // query row pairs: consecutive rows of one dilation group (a last odd row alone), in order
+  std::vector<std::array<int64_t, 2>> pairs;
+  for (int64_t g = 0; g < std::min(dy, p.height); ++g)
+    for (int64_t y0 = g; y0 < p.height; y0 += 2 * dy)
+      pairs.push_back({y0, y0 + dy < p.height ? y0 + dy : -1});
+  // work items: (batch, head, segment of consecutive pairs); a thread walks its segment's pairs
+  // in order, so each key row is prepared once per segment and stays in cache while used
+  const int64_t n_pairs = static_cast<int64_t>(pairs.size());
+  const int64_t segments = std::min(
+      n_pairs, std::max<int64_t>(1, (2 * at::get_num_threads() + p.batch * p.heads - 1) /
+                                        (p.batch * p.heads)));
+  at::parallel_for(0, p.batch * p.heads * segments, 1, [&](int64_t begin, int64_t end) {
     RowScratch<T> scratch(p);
+    KeyRing<T> keys(p, p.ky + 1);
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / (p.heads * p.height), h = (item / p.height) % p.heads;
-      attend_row<T>(p, b, h, item % p.height, q, k_planar, v_planar, k_border, v_border,
-                    bias_data, static_cast<T>(scale), scratch, out_data);
+      const int64_t b = item / (p.heads * segments), h = (item / segments) % p.heads;
+      const int64_t segment = item % segments;
+      keys.clear();
+      if (bias && scratch.bias_head != h) {
+        fill_head_bias<T>(bias, h, p, scratch.head_bias);
+        scratch.bias_head = h;
+      }
+      for (int64_t i = segment * n_pairs / segments; i < (segment + 1) * n_pairs / segments;
+           ++i) {
+        const auto& rows = pairs[i];
+        const int64_t first = p.wy.first_key[rows[0]];
+        const int64_t last = p.wy.first_key[rows[1] < 0 ? rows[0] : rows[1]];
+        keys.load_rows(k, v, b, h, first, (last - first) / p.dy + p.ky, p, lines);
+        if (rows[1] < 0)
+          attend_rows<1, T>(p, b, h, rows.data(), q, keys, bias != nullptr, static_cast<T>(scale),
+                            scratch, out_data);
+        else
+          attend_rows<2, T>(p, b, h, rows.data(), q, keys, bias != nullptr, static_cast<T>(scale),
+                            scratch, out_data);
+      }
     }
   });
 }
