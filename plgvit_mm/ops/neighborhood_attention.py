@@ -92,4 +92,5 @@ class NeighborhoodAttention2D(nn.Module):
         out = out.reshape(batch, hp, wp, channels)
         if (hp, wp) != (height, width):
             out = out[:, :height, :width]
-        return self.proj_drop(self.proj(out))
+        out = self.proj(out)
+        return self.proj_drop(out) if self.training else out  # dropout is the identity in eval

@@ -193,10 +193,14 @@ class NATBlock(nn.Module):
             self.gamma2 = nn.Parameter(torch.full((dim,), float(layer_scale)))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.attn(self.norm1(x))
-        x = x + self.drop_path(y if self.gamma1 is None else self.gamma1 * y)
-        y = self.mlp(self.norm2(x))
-        return x + self.drop_path(y if self.gamma2 is None else self.gamma2 * y)
+        x = x + self._branch(self.attn(self.norm1(x)), self.gamma1)
+        return x + self._branch(self.mlp(self.norm2(x)), self.gamma2)
+
+    def _branch(self, y: Tensor, gamma: Tensor | None) -> Tensor:
+        """Layer scale, then stochastic depth (the identity in eval: its module call is skipped)."""
+        if gamma is not None:
+            y = gamma * y
+        return self.drop_path(y) if self.training else y
 
 
 class NATLevel(nn.Module):
