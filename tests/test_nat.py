@@ -452,3 +452,22 @@ def test_conv_weights_are_channels_last_and_stay_so_through_loading():
         assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+def test_eval_fast_paths_equal_the_module_calls_they_skip():
+    """NATMlp and NATBlock skip identity dropout/drop-path modules in eval only."""
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type="NAT", arch="mini", drop_path_rate=0.3)).eval()
+    block = model.levels[1].blocks[1]
+    x = torch.randn(1, 9, 11, block.norm1.normalized_shape[0])
+    with torch.no_grad():
+        y = block.attn(block.norm1(x))
+        y = x + block.drop_path(y)
+        mlp = block.mlp
+        expected = y + block.drop_path(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(mlp.act(mlp.fc1(block.norm2(y))))))))
+        torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
+    block.train()
+    torch.manual_seed(1)
+    first = block(x)
+    torch.manual_seed(1)
+    assert torch.equal(first, block(x)) and not torch.equal(first, expected)  # drop path is active

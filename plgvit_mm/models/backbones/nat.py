@@ -156,6 +156,16 @@ class ConvDownsampler(nn.Module):
         return self.norm(self.reduction(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
 
+class NATMlp(Mlp):
+    """timm's ``Mlp`` (keys ``fc1``, ``fc2``; no hidden norm); in eval its dropouts are the identity,
+    so their module calls are skipped."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(x)
+        return self.fc2(self.act(self.fc1(x)))
+
+
 class NATBlock(nn.Module):
     """Pre-norm block: x += DropPath(g1 * NA(LN(x))); x += DropPath(g2 * MLP(LN(x))), on (B,H,W,C).
 
@@ -185,7 +195,7 @@ class NATBlock(nn.Module):
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+        self.mlp = NATMlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
         if layer_scale is None:
             self.gamma1 = self.gamma2 = None
         else:

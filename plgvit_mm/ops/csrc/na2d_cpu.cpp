@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -196,7 +197,7 @@ struct Plan {
 template <typename T>
 struct BorderLine {
   int64_t first;
-  IndexVec<T> index, valid;
+  IndexVec<T> index;  // lanes past W take index 0: a real key, never written out
   bool exact;
 };
 
@@ -216,10 +217,9 @@ void prepare_key_row(const T* in, int64_t token_stride, int64_t channel_stride,
     for (int64_t c = 0; c < dim; ++c) {
       const T* plane = planar + c * p.row + g.first;
       if (g.exact) {
-        const Vec<T> keys = __builtin_shuffle(load(plane), g.index);
-        store(dst + c * L, g.valid ? keys : Vec<T>{});
+        store(dst + c * L, __builtin_shuffle(load(plane), g.index));
       } else {
-        for (int64_t l = 0; l < L; ++l) dst[c * L + l] = g.valid[l] ? plane[g.index[l]] : T(0);
+        for (int64_t l = 0; l < L; ++l) dst[c * L + l] = plane[g.index[l]];
       }
     }
   }
@@ -243,10 +243,8 @@ std::vector<BorderLine<T>> border_lines(const Plan<T>& p) {
         last = std::max(last, source);
       }
       g.exact = last - g.first < L;
-      for (int64_t l = 0; l < L; ++l) {
+      for (int64_t l = 0; l < L; ++l)
         g.index[l] = l < n ? p.wx.first_key[j * L + l] + t * p.dx - g.first : 0;
-        g.valid[l] = l < n ? -1 : 0;
-      }
     }
   }
   return lines;
@@ -339,11 +337,12 @@ inline void value_block(T* const* weights, const int64_t* off, const T* const* v
 inline int block_size(int64_t left) { return left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1; }
 
 // Logits of union taps [first, last) for R query rows: lg[r][own] = scale * q_r.k + bias, own =
-// union tap - off[r]; bias[r][own] points at the bias lanes of row r's own tap.
+// union tap - off[r]; bias[r][own] points at the bias lanes of row r's own tap; top[r] keeps
+// the running maximum.
 template <int R, typename T>
 void logit_segment(const T* const* q, T* const* lg, const T* const* const* bias,
                    const int64_t* off, const T* const* keys, int64_t first, int64_t last,
-                   int64_t q_stride, int64_t k_stride, int64_t dim, T scale) {
+                   int64_t q_stride, int64_t k_stride, int64_t dim, T scale, Vec<T>* top) {
   constexpr int64_t L = kLanes<T>;
   Vec<T> s[R][8];
   for (int64_t u = first; u < last;) {
@@ -355,7 +354,9 @@ void logit_segment(const T* const* q, T* const* lg, const T* const* const* bias,
     for (int i = 0; i < n; ++i, ++u)
       for (int r = 0; r < R; ++r) {
         const int64_t own = u - off[r];
-        store(lg[r] + own * L, s[r][i] * scale + load(bias[r][own]));
+        const Vec<T> logit = s[r][i] * scale + load(bias[r][own]);
+        store(lg[r] + own * L, logit);
+        top[r] = logit > top[r] ? logit : top[r];
       }
   }
 }
@@ -475,25 +476,22 @@ void attend_rows(const Plan<T>& p, int64_t b, int64_t h, const int64_t* y, const
     const T* q_chunk[R];
     for (int r = 0; r < R; ++r) q_chunk[r] = qt[r] + x0;
     const T* const* key_lines = scratch.keys.data();
+    V top[R];
+    for (int r = 0; r < R; ++r) top[r] = broadcast(std::numeric_limits<T>::lowest());
     if constexpr (R == 2) {
       logit_segment<1, T>(q_chunk, lg, bias_lines, off, key_lines, 0, shared_first, p.row,
-                          stride, p.dim, scale);
+                          stride, p.dim, scale, top);
       logit_segment<1, T>(q_chunk + 1, lg + 1, bias_lines + 1, off + 1, key_lines, shared_last,
-                          union_taps, p.row, stride, p.dim, scale);
+                          union_taps, p.row, stride, p.dim, scale, top + 1);
     }
     logit_segment<R, T>(q_chunk, lg, bias_lines, off, key_lines, shared_first, shared_last,
-                        p.row, stride, p.dim, scale);
+                        p.row, stride, p.dim, scale, top);
     // softmax numerators in place, 1 / denominator per lane
     V inv[R];
     for (int r = 0; r < R; ++r) {
-      V top = load(lg[r]);
-      for (int64_t tap = 1; tap < p.taps; ++tap) {
-        const V l = load(lg[r] + tap * L);
-        top = l > top ? l : top;
-      }
       V total{};
       for (int64_t tap = 0; tap < p.taps; ++tap) {
-        const V e = exp_nonpositive(load(lg[r] + tap * L) - top);
+        const V e = exp_nonpositive(load(lg[r] + tap * L) - top[r]);
         store(lg[r] + tap * L, e);
         total += e;
       }
