@@ -28,6 +28,7 @@ CASES = [  # size, kernel, dilation, batch, heads, head_dim, with rpb
     ((14, 14), (7, 7), (1, 1), 1, 2, 32, False),  # no bias
     ((21, 9), (5, 3), (1, 3), 2, 2, 12, True),   # head_dim not a multiple of 8, W < 2 chunks
     ((9, 40), (3, 9), (3, 1), 1, 1, 5, True),    # wide kernel, odd head_dim
+    ((9, 17), (3, 3), (1, 5), 1, 2, 8, True),    # float64 (4 lanes): a chunk gathered per lane
 ]
 
 
@@ -41,16 +42,21 @@ def test_float64_equals_oracle(size, kernel, dilation, batch, heads, dim, with_r
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("size,heads", [((56, 56), 2), ((28, 28), 4), ((14, 14), 8), ((7, 7), 16)])
-def test_float32_qkv_views_within_1e5_of_float64_at_nat_tiny_shapes(size, heads):
+@pytest.mark.parametrize(
+    "size,heads,dilation",
+    [((56, 56), 2, 1), ((28, 28), 4, 1), ((14, 14), 8, 1), ((7, 7), 16, 1), ((28, 28), 4, 4),
+     ((25, 61), 2, 3)],  # NAT-T's levels at 224, then DiNAT-style dilations
+)
+def test_float32_qkv_views_within_1e5_of_float64(size, heads, dilation):
     """The layer's inputs: q, k, v unbound from the (B, H, W, 3, heads, 32) qkv projection."""
     gen = torch.Generator().manual_seed(1)
     qkv = torch.randn(1, *size, 3, heads, 32, generator=gen)
     rpb = torch.randn(heads, 13, 13, generator=gen)
     q, k, v = qkv.unbind(3)
     assert not q.is_contiguous()
-    out = _kernel(q, k, v, (7, 7), (1, 1), rpb, 32**-0.5)
-    expected = na2d_tiled(*(t.double() for t in (q, k, v)), (7, 7), (1, 1), rpb.double(), 32**-0.5)
+    dil = (dilation, dilation)
+    out = _kernel(q, k, v, (7, 7), dil, rpb, 32**-0.5)
+    expected = na2d_tiled(*(t.double() for t in (q, k, v)), (7, 7), dil, rpb.double(), 32**-0.5)
     torch.testing.assert_close(out, expected.float(), rtol=0, atol=1e-5)
 
 

@@ -1,16 +1,19 @@
 // Fused 2-D neighborhood attention forward on CPU (spec: shared/design/nat.md §1).
 //
 // Layout: the queries of one image row sit in consecutive vector lanes ("planar" rows: head_dim
-// lines of W values), so every step is lane-wise and needs no horizontal reductions. For a
-// lane chunk of a query row and a window tap (a, t), the keys of the chunk's queries are
-// either the planar key row shifted by (t - kx/2) * dx (interior chunks, where no window is
-// clamped) or a prebuilt gathered copy (border chunks: windows clamped at the left/right edge,
-// or lanes past the map). Per chunk: logits scale * q.k + bias for exactly ky * kx taps, softmax
-// over the taps, weighted sum of values; the output goes to a contiguous (B, H, W, heads,
-// head_dim) tensor. q, k and v are read through their strides (e.g. the unbound qkv
-// projection), so the caller makes no permuted copies. Work is the exact multiply-add count
-// plus lane padding; memory is planar copies of k and v (plus the border gathers) and per-thread
-// scratch of O(ky * kx * lanes + head_dim * W). Forward only; wrapper: plgvit_mm/ops/na2d_cpu.py.
+// lines of the row's W values), so every step is lane-wise and needs no horizontal reductions.
+// For a lane chunk of a query row and a window tap (a, t), the keys of the chunk's queries are
+// the planar key row shifted by (t - kx/2) * dx (interior chunks: no window clamped), or, in
+// border chunks (windows clamped at the left/right edge, lanes past the map), one vector load
+// permuted per lane (the permutation is the same for every tap); a chunk whose keys span more
+// than one vector is gathered lane by lane. Two query rows of a dilation group are processed
+// together, so the key rows their windows share are loaded once. Per chunk: logits
+// scale * q.k + bias for exactly ky * kx taps per query, softmax over them, weighted sum of the
+// values; the output is a contiguous (B, H, W, heads, head_dim) tensor. q, k and v are read
+// through their strides (e.g. the unbound qkv projection): the caller makes no permuted copies.
+// Work is the exact multiply-add count plus lane padding; memory is the output plus per-thread
+// buffers of O((ky + 1) * head_dim * W) (planar key rows of one head, kept across calls).
+// Forward only; Python wrapper: plgvit_mm/ops/na2d_cpu.py.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -161,94 +164,52 @@ AxisWindows axis_windows(int64_t length, int64_t kernel, int64_t dilation) {
   return w;
 }
 
+// Where the keys of one lane chunk come from (see the file comment).
+enum class ChunkKeys { kShift, kPermute, kGather };
+
+template <typename T>
+struct Chunk {
+  ChunkKeys keys;
+  int64_t first;       // kPermute/kGather: smallest key column of tap 0 over the chunk's lanes
+  IndexVec<T> offset;  // lane l's key column of tap 0 minus `first` (0 for lanes past W)
+};
+
 // Shapes, layouts and tables of one call.
 template <typename T>
 struct Plan {
   int64_t batch, height, width, heads, dim, ky, kx, dy, dx, taps;
   int64_t chunks, row;  // lane chunks per query row, chunks * lanes
-  int64_t borders;      // chunks that need gathered keys
+  bool gathers;         // some chunk is kGather
   AxisWindows wy, wx;
-  std::vector<int64_t> border_slot;  // per chunk: its index among the border chunks, or -1
+  std::vector<Chunk<T>> chunk;
 
   Plan(const at::Tensor& q, int64_t ky_, int64_t kx_, int64_t dy_, int64_t dx_)
       : batch(q.size(0)), height(q.size(1)), width(q.size(2)), heads(q.size(3)),
-        dim(q.size(4)), ky(ky_), kx(kx_), dy(dy_), dx(dx_), taps(ky_ * kx_), borders(0),
+        dim(q.size(4)), ky(ky_), kx(kx_), dy(dy_), dx(dx_), taps(ky_ * kx_), gathers(false),
         wy(axis_windows(q.size(1), ky_, dy_)), wx(axis_windows(q.size(2), kx_, dx_)) {
     constexpr int64_t L = kLanes<T>;
     chunks = (width + L - 1) / L;
     row = chunks * L;
-    border_slot.assign(chunks, -1);
+    chunk.resize(chunks);
     for (int64_t j = 0; j < chunks; ++j) {
-      bool interior = (j + 1) * L <= width;
-      for (int64_t x = j * L; interior && x < (j + 1) * L; ++x)
+      Chunk<T>& ch = chunk[j];
+      const int64_t x0 = j * L, n = std::min(L, width - x0);
+      bool interior = n == L;
+      for (int64_t x = x0; interior && x < x0 + L; ++x)
         interior = wx.first_key[x] == x - (kx / 2) * dx;
-      if (!interior) border_slot[j] = borders++;
+      ch.first = *std::min_element(wx.first_key.begin() + x0, wx.first_key.begin() + x0 + n);
+      const int64_t last =
+          *std::max_element(wx.first_key.begin() + x0, wx.first_key.begin() + x0 + n);
+      for (int64_t l = 0; l < L; ++l) ch.offset[l] = l < n ? wx.first_key[x0 + l] - ch.first : 0;
+      ch.keys = interior ? ChunkKeys::kShift
+                : last - ch.first < L ? ChunkKeys::kPermute
+                                      : ChunkKeys::kGather;
+      gathers = gathers || ch.keys == ChunkKeys::kGather;
     }
   }
 
-  int64_t rows() const { return batch * heads * height; }
   int64_t planar_size() const { return dim * row; }  // per (b, h, key row): lines of `row`
-  int64_t border_size() const { return borders * kx * dim * kLanes<T>; }  // per (b, h, key row)
 };
-
-// How the lanes of one border line (border chunk, tap t) gather their keys from a planar line:
-// lane l takes plane[first + index[l]] where valid[l] (all ones), else 0. `exact`: every index
-// lies in [0, lanes), so one vector load and one lane permutation build the line.
-template <typename T>
-struct BorderLine {
-  int64_t first;
-  IndexVec<T> index;  // lanes past W take index 0: a real key, never written out
-  bool exact;
-};
-
-// One key row of k or v (the token-major line `in`, strides token_stride / channel_stride) ->
-// its planar row (dim, W) and, per border line, the gathered keys of the chunk's lanes
-// (dim, lanes).
-template <typename T>
-void prepare_key_row(const T* in, int64_t token_stride, int64_t channel_stride,
-                     const Plan<T>& p, const std::vector<BorderLine<T>>& lines, T* planar,
-                     T* border) {
-  constexpr int64_t L = kLanes<T>;
-  const int64_t width = p.width, dim = p.dim;
-  transpose<T>(in, token_stride, channel_stride, planar, p.row, width, dim, p.row, dim);
-  for (size_t line = 0; line < lines.size(); ++line) {
-    const BorderLine<T>& g = lines[line];
-    T* dst = border + line * dim * L;
-    for (int64_t c = 0; c < dim; ++c) {
-      const T* plane = planar + c * p.row + g.first;
-      if (g.exact) {
-        store(dst + c * L, __builtin_shuffle(load(plane), g.index));
-      } else {
-        for (int64_t l = 0; l < L; ++l) dst[c * L + l] = plane[g.index[l]];
-      }
-    }
-  }
-}
-
-// How every border line (border chunk, tap t) gathers its lanes (see BorderLine).
-template <typename T>
-std::vector<BorderLine<T>> border_lines(const Plan<T>& p) {
-  constexpr int64_t L = kLanes<T>;
-  std::vector<BorderLine<T>> lines(p.borders * p.kx);
-  for (int64_t j = 0; j < p.chunks; ++j) {
-    if (p.border_slot[j] < 0) continue;
-    for (int64_t t = 0; t < p.kx; ++t) {
-      BorderLine<T>& g = lines[p.border_slot[j] * p.kx + t];
-      const int64_t n = std::min(L, p.width - j * L);
-      g.first = p.wx.first_key[j * L] + t * p.dx;
-      int64_t last = g.first;
-      for (int64_t l = 0; l < n; ++l) {
-        const int64_t source = p.wx.first_key[j * L + l] + t * p.dx;
-        g.first = std::min(g.first, source);
-        last = std::max(last, source);
-      }
-      g.exact = last - g.first < L;
-      for (int64_t l = 0; l < L; ++l)
-        g.index[l] = l < n ? p.wx.first_key[j * L + l] + t * p.dx - g.first : 0;
-    }
-  }
-  return lines;
-}
 
 // Per-thread buffer of at least n values, kept across calls (grows, never shrinks); kTag
 // tells a thread's buffers apart.
@@ -281,40 +242,63 @@ inline void keep_in_register(V& v) {
   asm("" : "+v"(v));
 }
 
+// The key (or value) vector of a chunk at `line`: a plain load, or for kPermute chunks lane l of
+// the load at the chunk's first key column permuted to column first + offset[l].
+template <bool kPermute, typename T>
+inline Vec<T> key_lanes(const T* line, const IndexVec<T>& offset) {
+  if constexpr (kPermute) return __builtin_shuffle(load(line), offset);
+  return load(line);
+}
+
 // s[r][u] = sum_c queries[r][c] * keys[u][c] over the lanes, for N taps and R query rows (each
-// key vector is loaded once for all rows).
-template <int N, int R, typename T>
+// key vector is loaded once for all rows). Small blocks keep P partial sums per output (channels
+// c, c + 1, ... in turn) so that at least 8 independent FMA chains hide the FMA latency.
+template <int N, int R, bool kPermute, typename T>
 inline void logit_block(const T* const* queries, int64_t q_stride, const T* const* keys,
-                        int64_t k_stride, int64_t dim, Vec<T> (*s)[8]) {
-  Vec<T> acc[R][N] = {};
-  for (int64_t c = 0; c < dim; ++c) {
-    Vec<T> qv[R];
-    for (int r = 0; r < R; ++r) qv[r] = load(queries[r] + c * q_stride);
-    for (int u = 0; u < N; ++u) {
-      Vec<T> kv = load(keys[u] + c * k_stride);
-      if constexpr (R > 1) keep_in_register(kv);
-      for (int r = 0; r < R; ++r) acc[r][u] += qv[r] * kv;
+                        int64_t k_stride, const IndexVec<T>& offset, int64_t dim,
+                        Vec<T> (*s)[8]) {
+  constexpr int P = N * R >= 8 ? 1 : 8 / (N * R);
+  Vec<T> acc[P][R][N] = {};
+  int64_t c = 0;
+  for (; c + P <= dim; c += P)
+    for (int p = 0; p < P; ++p) {
+      Vec<T> qv[R];
+      for (int r = 0; r < R; ++r) qv[r] = load(queries[r] + (c + p) * q_stride);
+      for (int u = 0; u < N; ++u) {
+        Vec<T> kv = key_lanes<kPermute>(keys[u] + (c + p) * k_stride, offset);
+        if constexpr (R > 1) keep_in_register(kv);
+        for (int r = 0; r < R; ++r) acc[p][r][u] += qv[r] * kv;
+      }
     }
-  }
+  for (; c < dim; ++c)
+    for (int r = 0; r < R; ++r)
+      for (int u = 0; u < N; ++u)
+        acc[0][r][u] += load(queries[r] + c * q_stride) *
+                        key_lanes<kPermute>(keys[u] + c * k_stride, offset);
   for (int r = 0; r < R; ++r)
-    for (int u = 0; u < N; ++u) s[r][u] = acc[r][u];
+    for (int u = 0; u < N; ++u) {
+      Vec<T> total = acc[0][r][u];
+      for (int p = 1; p < P; ++p) total += acc[p][r][u];
+      s[r][u] = total;
+    }
 }
 
 // acc[r][c + i] = inv[r] * sum over row r's taps of weight * value[c + i] (lanes), for N
 // channels and R query rows. Union taps [0, shared_first) belong to row 0 only, [shared_first,
 // shared_last) to every row, the rest to row R - 1 only; row r's own tap is union tap - off[r]
 // (weights[r] are indexed by own taps, values by union taps).
-template <int N, int R, typename T>
+template <int N, int R, bool kPermute, typename T>
 inline void value_block(T* const* weights, const int64_t* off, const T* const* values,
                         int64_t taps, int64_t shared_first, int64_t shared_last,
-                        int64_t v_stride, int64_t c, const Vec<T>* inv, T* const* acc) {
+                        int64_t v_stride, const IndexVec<T>& offset, int64_t c,
+                        const Vec<T>* inv, T* const* acc) {
   constexpr int64_t L = kLanes<T>;
   Vec<T> o[R][N] = {};
   auto single = [&](int r, int64_t first, int64_t last) {
     for (int64_t u = first; u < last; ++u) {
       const Vec<T> w = load(weights[r] + (u - off[r]) * L);
       const T* v = values[u] + c * v_stride;
-      for (int i = 0; i < N; ++i) o[r][i] += w * load(v + i * v_stride);
+      for (int i = 0; i < N; ++i) o[r][i] += w * key_lanes<kPermute>(v + i * v_stride, offset);
     }
   };
   single(0, 0, shared_first);
@@ -323,7 +307,7 @@ inline void value_block(T* const* weights, const int64_t* off, const T* const* v
     for (int r = 0; r < R; ++r) w[r] = load(weights[r] + (u - off[r]) * L);
     const T* v = values[u] + c * v_stride;
     for (int i = 0; i < N; ++i) {
-      Vec<T> vv = load(v + i * v_stride);
+      Vec<T> vv = key_lanes<kPermute>(v + i * v_stride, offset);
       if constexpr (R > 1) keep_in_register(vv);
       for (int r = 0; r < R; ++r) o[r][i] += w[r] * vv;
     }
@@ -339,18 +323,20 @@ inline int block_size(int64_t left) { return left >= 8 ? 8 : left >= 4 ? 4 : lef
 // Logits of union taps [first, last) for R query rows: lg[r][own] = scale * q_r.k + bias, own =
 // union tap - off[r]; bias[r][own] points at the bias lanes of row r's own tap; top[r] keeps
 // the running maximum.
-template <int R, typename T>
+template <int R, bool kPermute, typename T>
 void logit_segment(const T* const* q, T* const* lg, const T* const* const* bias,
                    const int64_t* off, const T* const* keys, int64_t first, int64_t last,
-                   int64_t q_stride, int64_t k_stride, int64_t dim, T scale, Vec<T>* top) {
+                   int64_t q_stride, int64_t k_stride, const IndexVec<T>& offset, int64_t dim,
+                   T scale, Vec<T>* top) {
   constexpr int64_t L = kLanes<T>;
   Vec<T> s[R][8];
   for (int64_t u = first; u < last;) {
     const int n = block_size(last - u);
-    if (n == 8) logit_block<8, R, T>(q, q_stride, keys + u, k_stride, dim, s);
-    if (n == 4) logit_block<4, R, T>(q, q_stride, keys + u, k_stride, dim, s);
-    if (n == 2) logit_block<2, R, T>(q, q_stride, keys + u, k_stride, dim, s);
-    if (n == 1) logit_block<1, R, T>(q, q_stride, keys + u, k_stride, dim, s);
+    const T* const* k = keys + u;
+    if (n == 8) logit_block<8, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
+    if (n == 4) logit_block<4, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
+    if (n == 2) logit_block<2, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
+    if (n == 1) logit_block<1, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
     for (int i = 0; i < n; ++i, ++u)
       for (int r = 0; r < R; ++r) {
         const int64_t own = u - off[r];
@@ -361,37 +347,33 @@ void logit_segment(const T* const* q, T* const* lg, const T* const* const* bias,
   }
 }
 
-// Planar k and v rows (prepare_key_row) of one (batch, head) in a ring of `capacity` slots:
-// key row y (group index y / dy) lives in slot (y / dy) % capacity, so the ky + 1 consecutive
-// key rows of a query row pair never collide and consecutive pairs reuse what they share.
+// Planar k and v rows of one (batch, head) in a ring of `capacity` slots: key row y (group
+// index y / dy) lives in slot (y / dy) % capacity, so the ky + 1 consecutive key rows of a query
+// row pair never collide and consecutive pairs reuse the rows they share.
 template <typename T>
 struct KeyRing {
   int64_t capacity;
   std::vector<int64_t> row;  // key row held by each slot, -1 when empty
-  T *k_planar, *v_planar, *k_border, *v_border;
+  T *k_planar, *v_planar;    // (capacity, dim, row) each, plus spare lanes for shifted loads
   KeyRing(const Plan<T>& p, int64_t capacity_)
       : capacity(capacity_), row(capacity_, -1),
-        k_planar(thread_buffer<T, 0>(capacity_ * p.planar_size() + kLanes<T>)),  // + spare for
-        v_planar(thread_buffer<T, 1>(capacity_ * p.planar_size() + kLanes<T>)),  // border loads
-        k_border(thread_buffer<T, 2>(capacity_ * p.border_size())),
-        v_border(thread_buffer<T, 3>(capacity_ * p.border_size())) {}
+        k_planar(thread_buffer<T, 0>(capacity_ * p.planar_size() + 2 * kLanes<T>)),
+        v_planar(thread_buffer<T, 1>(capacity_ * p.planar_size() + 2 * kLanes<T>)) {}
 
   int64_t slot(int64_t key_row, const Plan<T>& p) const { return (key_row / p.dy) % capacity; }
 
   // Make key rows first, first + dy, ..., (count rows) of (b, h) present.
   void load_rows(const at::Tensor& k, const at::Tensor& v, int64_t b, int64_t h, int64_t first,
-                 int64_t count, const Plan<T>& p, const std::vector<BorderLine<T>>& lines) {
+                 int64_t count, const Plan<T>& p) {
     for (int64_t i = 0; i < count; ++i) {
       const int64_t y = first + i * p.dy, at = slot(y, p);
       if (row[at] == y) continue;
       row[at] = y;
-      for (const auto& [src, planar, border] :
-           {std::tuple<const at::Tensor*, T*, T*>{&k, k_planar, k_border},
-            std::tuple<const at::Tensor*, T*, T*>{&v, v_planar, v_border}}) {
+      for (const auto& [src, planar] : {std::pair<const at::Tensor*, T*>{&k, k_planar},
+                                        std::pair<const at::Tensor*, T*>{&v, v_planar}}) {
         const auto s = src->strides();
-        prepare_key_row<T>(src->template const_data_ptr<T>() + b * s[0] + y * s[1] + h * s[3],
-                           s[2], s[4], p, lines, planar + at * p.planar_size(),
-                           border + at * p.border_size());
+        transpose<T>(src->template const_data_ptr<T>() + b * s[0] + y * s[1] + h * s[3], s[2],
+                     s[4], planar + at * p.planar_size(), p.row, p.width, p.dim, p.row, p.dim);
       }
     }
   }
@@ -401,20 +383,82 @@ struct KeyRing {
 // Per-thread scratch of attend_rows (two query rows).
 template <typename T>
 struct RowScratch {
-  int64_t taps;             // ky * kx per query row
   T *query, *logits, *acc;  // per row: (dim, row), (taps, lanes), (dim, lanes)
+  T *gather_k, *gather_v;   // kGather chunks: (union taps, dim, lanes) keys and values
   T* head_bias;             // fill_head_bias table of head bias_head (-1: none yet)
   int64_t bias_head = -1;
   std::vector<T> zeros;                // bias lanes without rpb
-  std::vector<const T*> keys, values;  // per union tap (ky + 1 key rows): chunk's first lane
+  std::vector<const T*> keys, values;  // per union tap (ky + 1 key rows): chunk's first line
   std::vector<const T*> bias;          // per row and own tap: bias lanes
   explicit RowScratch(const Plan<T>& p)
-      : taps(p.taps), query(thread_buffer<T, 4>(2 * p.dim * p.row)),
-        logits(thread_buffer<T, 5>(2 * p.taps * kLanes<T>)),
-        acc(thread_buffer<T, 6>(2 * p.dim * kLanes<T>)),
+      : query(thread_buffer<T, 2>(2 * p.dim * p.row)),
+        logits(thread_buffer<T, 3>(2 * p.taps * kLanes<T>)),
+        acc(thread_buffer<T, 4>(2 * p.dim * kLanes<T>)),
+        gather_k(thread_buffer<T, 5>(p.gathers ? (p.ky + 1) * p.kx * p.dim * kLanes<T> : 0)),
+        gather_v(thread_buffer<T, 6>(p.gathers ? (p.ky + 1) * p.kx * p.dim * kLanes<T> : 0)),
         head_bias(thread_buffer<T, 7>((2 * p.ky - 1) * p.kx * p.row)), zeros(kLanes<T>, T(0)),
         keys((p.ky + 1) * p.kx), values((p.ky + 1) * p.kx), bias(2 * p.taps) {}
 };
+
+// Pointers of one chunk of a query row pair: the rows' planar queries, logits, outputs and bias
+// lines; own tap of row r = union tap - off[r]; union taps [shared_first, shared_last) belong
+// to both rows, earlier ones to row 0 only, later ones to row R - 1 only.
+template <int R, typename T>
+struct PairChunk {
+  const T* q[R];
+  T* lg[R];
+  T* acc[R];
+  const T* const* bias[R];
+  int64_t off[2];
+  int64_t union_taps, shared_first, shared_last;
+};
+
+// Logits, softmax and weighted values of one lane chunk for R query rows.
+template <int R, bool kPermute, typename T>
+void attend_chunk(const Plan<T>& p, const PairChunk<R, T>& pc, const T* const* keys,
+                  const T* const* values, int64_t stride, const IndexVec<T>& offset, T scale) {
+  using V = Vec<T>;
+  constexpr int64_t L = kLanes<T>;
+  V top[R];
+  for (int r = 0; r < R; ++r) top[r] = broadcast(std::numeric_limits<T>::lowest());
+  if constexpr (R == 2) {
+    logit_segment<1, kPermute, T>(pc.q, pc.lg, pc.bias, pc.off, keys, 0, pc.shared_first, p.row,
+                                  stride, offset, p.dim, scale, top);
+    logit_segment<1, kPermute, T>(pc.q + 1, pc.lg + 1, pc.bias + 1, pc.off + 1, keys,
+                                  pc.shared_last, pc.union_taps, p.row, stride, offset, p.dim,
+                                  scale, top + 1);
+  }
+  logit_segment<R, kPermute, T>(pc.q, pc.lg, pc.bias, pc.off, keys, pc.shared_first,
+                                pc.shared_last, p.row, stride, offset, p.dim, scale, top);
+  // softmax numerators in place, 1 / denominator per lane
+  V inv[R];
+  for (int r = 0; r < R; ++r) {
+    V total{};
+    for (int64_t tap = 0; tap < p.taps; ++tap) {
+      const V e = exp_nonpositive(load(pc.lg[r] + tap * L) - top[r]);
+      store(pc.lg[r] + tap * L, e);
+      total += e;
+    }
+    inv[r] = broadcast(T(1)) / total;
+  }
+  // weighted values
+  for (int64_t c = 0; c < p.dim;) {
+    const int n = block_size(p.dim - c);
+    if (n == 8)
+      value_block<8, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
+                                     pc.shared_last, stride, offset, c, inv, pc.acc);
+    if (n == 4)
+      value_block<4, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
+                                     pc.shared_last, stride, offset, c, inv, pc.acc);
+    if (n == 2)
+      value_block<2, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
+                                     pc.shared_last, stride, offset, c, inv, pc.acc);
+    if (n == 1)
+      value_block<1, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
+                                     pc.shared_last, stride, offset, c, inv, pc.acc);
+    c += n;
+  }
+}
 
 // Rows y[0..R) of one (batch, head): consecutive rows of one dilation group, so their windows'
 // key rows overlap (R = 2: the second window starts `delta` in {0, 1} key rows later). The
@@ -422,20 +466,20 @@ struct RowScratch {
 // own ky * kx taps.
 template <int R, typename T>
 void attend_rows(const Plan<T>& p, int64_t b, int64_t h, const int64_t* y, const at::Tensor& q,
-                 const KeyRing<T>& keys, bool has_bias, T scale, RowScratch<T>& scratch, T* out) {
-  using V = Vec<T>;
+                 const KeyRing<T>& ring, bool has_bias, T scale, RowScratch<T>& scratch,
+                 T* out) {
   constexpr int64_t L = kLanes<T>;
   const T* bias = has_bias ? scratch.head_bias : nullptr;
   const auto qs = q.strides();
   const int64_t delta = R == 2 ? (p.wy.first_key[y[1]] - p.wy.first_key[y[0]]) / p.dy : 0;
-  const int64_t union_taps = (p.ky + delta) * p.kx;
-  const int64_t shared_first = delta * p.kx, shared_last = p.taps;  // union taps of both rows
-  const int64_t off[2] = {0, delta * p.kx};  // own tap = union tap - off[r]
+  PairChunk<R, T> pc;
+  pc.union_taps = (p.ky + delta) * p.kx;
+  pc.shared_first = delta * p.kx;
+  pc.shared_last = p.taps;
+  pc.off[0] = 0;
+  pc.off[1] = delta * p.kx;
   const T* qt[R];
-  T* lg[R];
-  T* acc[R];
   T* dst[R];
-  const T* const* bias_lines[R];
   for (int r = 0; r < R; ++r) {
     T* line = scratch.query + r * p.dim * p.row;
     transpose<T>(q.const_data_ptr<T>() + b * qs[0] + y[r] * qs[1] + h * qs[3], qs[2], qs[4],
@@ -443,80 +487,56 @@ void attend_rows(const Plan<T>& p, int64_t b, int64_t h, const int64_t* y, const
     for (int64_t c = 0; c < p.dim; ++c)
       std::fill(line + c * p.row + p.width, line + (c + 1) * p.row, T(0));
     qt[r] = line;
-    lg[r] = scratch.logits + r * p.taps * L;
-    acc[r] = scratch.acc + r * p.dim * L;
+    pc.lg[r] = scratch.logits + r * p.taps * L;
+    pc.acc[r] = scratch.acc + r * p.dim * L;
+    pc.bias[r] = scratch.bias.data() + r * p.taps;
     dst[r] = out + ((b * p.height + y[r]) * p.width * p.heads + h) * p.dim;
-    bias_lines[r] = scratch.bias.data() + r * p.taps;
   }
   for (int64_t j = 0; j < p.chunks; ++j) {
-    const int64_t x0 = j * L, slot = p.border_slot[j];
-    const int64_t stride = slot < 0 ? p.row : L;  // between channels of a key line
+    const int64_t x0 = j * L;
+    const Chunk<T>& ch = p.chunk[j];
     for (int64_t kr = 0; kr < p.ky + delta; ++kr) {
-      const int64_t key_row = keys.slot(p.wy.first_key[y[0]] + kr * p.dy, p);
+      const int64_t at = ring.slot(p.wy.first_key[y[0]] + kr * p.dy, p) * p.planar_size();
+      const T* k_row = ring.k_planar + at;
+      const T* v_row = ring.v_planar + at;
       for (int64_t t = 0; t < p.kx; ++t) {
         const int64_t tap = kr * p.kx + t;
-        if (slot < 0) {
-          const int64_t at = key_row * p.planar_size() + x0 + (t - p.kx / 2) * p.dx;
-          scratch.keys[tap] = keys.k_planar + at;
-          scratch.values[tap] = keys.v_planar + at;
+        if (ch.keys == ChunkKeys::kGather) {
+          T* k_line = scratch.gather_k + tap * p.dim * L;
+          T* v_line = scratch.gather_v + tap * p.dim * L;
+          for (int64_t c = 0; c < p.dim; ++c)
+            for (int64_t l = 0; l < L; ++l) {
+              const int64_t column = c * p.row + ch.first + ch.offset[l] + t * p.dx;
+              k_line[c * L + l] = k_row[column];
+              v_line[c * L + l] = v_row[column];
+            }
+          scratch.keys[tap] = k_line;
+          scratch.values[tap] = v_line;
         } else {
-          const int64_t at = key_row * p.border_size() + (slot * p.kx + t) * p.dim * L;
-          scratch.keys[tap] = keys.k_border + at;
-          scratch.values[tap] = keys.v_border + at;
+          const int64_t column = ch.keys == ChunkKeys::kShift ? x0 + (t - p.kx / 2) * p.dx
+                                                              : ch.first + t * p.dx;
+          scratch.keys[tap] = k_row + column;
+          scratch.values[tap] = v_row + column;
         }
       }
     }
-    for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r) {
+      pc.q[r] = qt[r] + x0;
       for (int64_t own = 0; own < p.taps; ++own) {
         const int64_t bias_row = p.wy.first_bias[y[r]] + own / p.kx, t = own % p.kx;
         scratch.bias[r * p.taps + own] =
             bias ? bias + (bias_row * p.kx + t) * p.row + x0 : scratch.zeros.data();
       }
-    // logits: scale * q.k + bias over each row's own taps
-    const T* q_chunk[R];
-    for (int r = 0; r < R; ++r) q_chunk[r] = qt[r] + x0;
-    const T* const* key_lines = scratch.keys.data();
-    V top[R];
-    for (int r = 0; r < R; ++r) top[r] = broadcast(std::numeric_limits<T>::lowest());
-    if constexpr (R == 2) {
-      logit_segment<1, T>(q_chunk, lg, bias_lines, off, key_lines, 0, shared_first, p.row,
-                          stride, p.dim, scale, top);
-      logit_segment<1, T>(q_chunk + 1, lg + 1, bias_lines + 1, off + 1, key_lines, shared_last,
-                          union_taps, p.row, stride, p.dim, scale, top + 1);
     }
-    logit_segment<R, T>(q_chunk, lg, bias_lines, off, key_lines, shared_first, shared_last,
-                        p.row, stride, p.dim, scale, top);
-    // softmax numerators in place, 1 / denominator per lane
-    V inv[R];
-    for (int r = 0; r < R; ++r) {
-      V total{};
-      for (int64_t tap = 0; tap < p.taps; ++tap) {
-        const V e = exp_nonpositive(load(lg[r] + tap * L) - top[r]);
-        store(lg[r] + tap * L, e);
-        total += e;
-      }
-      inv[r] = broadcast(T(1)) / total;
-    }
-    // weighted values
+    const T* const* keys = scratch.keys.data();
     const T* const* values = scratch.values.data();
-    for (int64_t c = 0; c < p.dim;) {
-      const int n = block_size(p.dim - c);
-      if (n == 8)
-        value_block<8, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
-                             inv, acc);
-      if (n == 4)
-        value_block<4, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
-                             inv, acc);
-      if (n == 2)
-        value_block<2, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
-                             inv, acc);
-      if (n == 1)
-        value_block<1, R, T>(lg, off, values, union_taps, shared_first, shared_last, stride, c,
-                             inv, acc);
-      c += n;
-    }
+    if (ch.keys == ChunkKeys::kPermute)
+      attend_chunk<R, true, T>(p, pc, keys, values, p.row, ch.offset, scale);
+    else
+      attend_chunk<R, false, T>(p, pc, keys, values,
+                                ch.keys == ChunkKeys::kGather ? L : p.row, ch.offset, scale);
     for (int r = 0; r < R; ++r)
-      transpose<T>(acc[r], L, 1, dst[r] + x0 * p.heads * p.dim, p.heads * p.dim, p.dim,
+      transpose<T>(pc.acc[r], L, 1, dst[r] + x0 * p.heads * p.dim, p.heads * p.dim, p.dim,
                    std::min(L, p.width - x0), p.dim, L);
   }
 }
@@ -526,7 +546,6 @@ void na2d_forward_kernel(const at::Tensor& q, const at::Tensor& k, const at::Ten
                          const std::optional<at::Tensor>& rpb, at::Tensor& out, int64_t ky,
                          int64_t kx, int64_t dy, int64_t dx, double scale) {
   const Plan<T> p(q, ky, kx, dy, dx);
-  const std::vector<BorderLine<T>> lines = border_lines(p);
   const T* bias = rpb.has_value() ? rpb->const_data_ptr<T>() : nullptr;
   T* out_data = out.mutable_data_ptr<T>();
   // query row pairs: consecutive rows of one dilation group (a last odd row alone), in order
@@ -535,18 +554,18 @@ void na2d_forward_kernel(const at::Tensor& q, const at::Tensor& k, const at::Ten
     for (int64_t y0 = g; y0 < p.height; y0 += 2 * dy)
       pairs.push_back({y0, y0 + dy < p.height ? y0 + dy : -1});
   // work items: (batch, head, segment of consecutive pairs); a thread walks its segment's pairs
-  // in order, so each key row is prepared once per segment and stays in cache while used
+  // in order, so each key row is transposed once per segment and stays in cache while used
   const int64_t n_pairs = static_cast<int64_t>(pairs.size());
   const int64_t segments = std::min(
       n_pairs, std::max<int64_t>(1, (2 * at::get_num_threads() + p.batch * p.heads - 1) /
                                         (p.batch * p.heads)));
   at::parallel_for(0, p.batch * p.heads * segments, 1, [&](int64_t begin, int64_t end) {
     RowScratch<T> scratch(p);
-    KeyRing<T> keys(p, p.ky + 1);
+    KeyRing<T> ring(p, p.ky + 1);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / (p.heads * segments), h = (item / segments) % p.heads;
       const int64_t segment = item % segments;
-      keys.clear();
+      ring.clear();
       if (bias && scratch.bias_head != h) {
         fill_head_bias<T>(bias, h, p, scratch.head_bias);
         scratch.bias_head = h;
@@ -556,13 +575,13 @@ void na2d_forward_kernel(const at::Tensor& q, const at::Tensor& k, const at::Ten
         const auto& rows = pairs[i];
         const int64_t first = p.wy.first_key[rows[0]];
         const int64_t last = p.wy.first_key[rows[1] < 0 ? rows[0] : rows[1]];
-        keys.load_rows(k, v, b, h, first, (last - first) / p.dy + p.ky, p, lines);
+        ring.load_rows(k, v, b, h, first, (last - first) / p.dy + p.ky, p);
         if (rows[1] < 0)
-          attend_rows<1, T>(p, b, h, rows.data(), q, keys, bias != nullptr, static_cast<T>(scale),
-                            scratch, out_data);
+          attend_rows<1, T>(p, b, h, rows.data(), q, ring, bias != nullptr,
+                            static_cast<T>(scale), scratch, out_data);
         else
-          attend_rows<2, T>(p, b, h, rows.data(), q, keys, bias != nullptr, static_cast<T>(scale),
-                            scratch, out_data);
+          attend_rows<2, T>(p, b, h, rows.data(), q, ring, bias != nullptr,
+                            static_cast<T>(scale), scratch, out_data);
       }
     }
   });
