@@ -157,3 +157,27 @@ def test_build_directory_is_per_torch_python_and_cpu(monkeypatch, tmp_path):
     directory = cpu_module.build_directory()
     assert directory.parent == tmp_path / "torch_extensions"
     assert directory.name.startswith("py") and f"torch{torch.__version__.split('+')[0]}" in directory.name
+
+
+def test_module_calls_the_kernel_exactly_when_na2d_would(monkeypatch):
+    """The layer's direct call (no argument checks) follows na2d's backend choice."""
+    from plgvit_mm.ops import na_backend
+
+    calls = []
+    real = cpu_module.na2d_cpu
+    monkeypatch.setattr(cpu_module, "na2d_cpu", lambda *a: calls.append(1) or real(*a))
+    layer = NeighborhoodAttention2D(32, 2, 5)
+    x = torch.randn(1, 9, 11, 32)
+    with torch.no_grad():
+        layer.eval()(x)
+        assert len(calls) == 1
+        with na_backend("reference"):
+            layer(x)
+        assert len(calls) == 1
+        layer.train()(x)  # no attention dropout: still the fused forward
+        assert len(calls) == 2
+    layer(x)  # gradients needed: the reference path
+    monkeypatch.setenv("PLGVIT_MM_NA_BACKEND", "reference")
+    with torch.no_grad():
+        layer.eval()(x)
+    assert len(calls) == 2
