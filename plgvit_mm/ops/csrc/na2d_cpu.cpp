@@ -390,6 +390,7 @@ struct RowScratch {
   std::vector<T> zeros;                // bias lanes without rpb
   std::vector<const T*> keys, values;  // per union tap (ky + 1 key rows): chunk's first line
   std::vector<const T*> bias;          // per row and own tap: bias lanes
+  std::vector<const T*> k_rows, v_rows;  // per union key row: its planar rows in the ring
   explicit RowScratch(const Plan<T>& p)
       : query(thread_buffer<T, 2>(2 * p.dim * p.row)),
         logits(thread_buffer<T, 3>(2 * p.taps * kLanes<T>)),
@@ -397,7 +398,8 @@ struct RowScratch {
         gather_k(thread_buffer<T, 5>(p.gathers ? (p.ky + 1) * p.kx * p.dim * kLanes<T> : 0)),
         gather_v(thread_buffer<T, 6>(p.gathers ? (p.ky + 1) * p.kx * p.dim * kLanes<T> : 0)),
         head_bias(thread_buffer<T, 7>((2 * p.ky - 1) * p.kx * p.row)), zeros(kLanes<T>, T(0)),
-        keys((p.ky + 1) * p.kx), values((p.ky + 1) * p.kx), bias(2 * p.taps) {}
+        keys((p.ky + 1) * p.kx), values((p.ky + 1) * p.kx), bias(2 * p.taps), k_rows(p.ky + 1),
+        v_rows(p.ky + 1) {}
 };
 
 // Pointers of one chunk of a query row pair: the rows' planar queries, logits, outputs and bias
@@ -492,13 +494,17 @@ void attend_rows(const Plan<T>& p, int64_t b, int64_t h, const int64_t* y, const
     pc.bias[r] = scratch.bias.data() + r * p.taps;
     dst[r] = out + ((b * p.height + y[r]) * p.width * p.heads + h) * p.dim;
   }
+  for (int64_t kr = 0; kr < p.ky + delta; ++kr) {  // planar rows of the union, top to bottom
+    const int64_t at = ring.slot(p.wy.first_key[y[0]] + kr * p.dy, p) * p.planar_size();
+    scratch.k_rows[kr] = ring.k_planar + at;
+    scratch.v_rows[kr] = ring.v_planar + at;
+  }
   for (int64_t j = 0; j < p.chunks; ++j) {
     const int64_t x0 = j * L;
     const Chunk<T>& ch = p.chunk[j];
     for (int64_t kr = 0; kr < p.ky + delta; ++kr) {
-      const int64_t at = ring.slot(p.wy.first_key[y[0]] + kr * p.dy, p) * p.planar_size();
-      const T* k_row = ring.k_planar + at;
-      const T* v_row = ring.v_planar + at;
+      const T* k_row = scratch.k_rows[kr];
+      const T* v_row = scratch.v_rows[kr];
       for (int64_t t = 0; t < p.kx; ++t) {
         const int64_t tap = kr * p.kx + t;
         if (ch.keys == ChunkKeys::kGather) {
@@ -522,10 +528,12 @@ void attend_rows(const Plan<T>& p, int64_t b, int64_t h, const int64_t* y, const
     }
     for (int r = 0; r < R; ++r) {
       pc.q[r] = qt[r] + x0;
-      for (int64_t own = 0; own < p.taps; ++own) {
-        const int64_t bias_row = p.wy.first_bias[y[r]] + own / p.kx, t = own % p.kx;
-        scratch.bias[r * p.taps + own] =
-            bias ? bias + (bias_row * p.kx + t) * p.row + x0 : scratch.zeros.data();
+      const T** lines = scratch.bias.data() + r * p.taps;
+      for (int64_t a = 0, own = 0; a < p.ky; ++a) {
+        const T* bias_row =
+            bias ? bias + (p.wy.first_bias[y[r]] + a) * p.kx * p.row + x0 : nullptr;
+        for (int64_t t = 0; t < p.kx; ++t, ++own)
+          lines[own] = bias_row ? bias_row + t * p.row : scratch.zeros.data();
       }
     }
     const T* const* keys = scratch.keys.data();
