@@ -113,9 +113,10 @@ def select_backend(
     ``grad``: whether the call needs gradients (None: judged from ``q`` and ``rpb``).
     """
     if requested == "auto":
-        candidate = "cpu" if q.device.type == "cpu" else "triton"  # the only one per device
-        ok = unsupported_reason(candidate, q, rpb, attn_drop, grad) is None
-        name = candidate if ok else "reference"
+        name = next(
+            (n for n in ("triton", "cpu") if unsupported_reason(n, q, rpb, attn_drop, grad) is None),
+            "reference",
+        )
         return name, _implementation(name)
     reason = unsupported_reason(requested, q, rpb, attn_drop, grad)
     if reason is None:

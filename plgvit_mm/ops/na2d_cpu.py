@@ -1,10 +1,10 @@
 """Fused CPU neighborhood-attention forward (C++, ``csrc/na2d_cpu.cpp``), built once per machine.
 
-The kernel evaluates logits, softmax and the weighted sum of values in one pass per query row
-(vectorised across the queries of the row), reads q, k and v straight from strided views of
-the qkv projection and writes the contiguous (B, H, W, heads, head_dim) output, so the layer
-makes no permuted copies and no bias gathers. It is forward only: calls that need gradients or
-attention dropout use the reference (CSR) path.
+The kernel evaluates logits, softmax and the weighted sum of values for two query rows at a time
+(vectorised across the queries of a row; the design is in the C++ file's header), reads q, k
+and v straight from strided views of the qkv projection and writes the contiguous
+(B, H, W, heads, head_dim) output, so the layer makes no permuted copies and no bias gathers. It
+is forward only: calls that need gradients or attention dropout use the reference (CSR) path.
 
 The extension is compiled with ``torch.utils.cpp_extension`` (g++ and ninja; ``-O3
 -march=native``) into ``$PLGVIT_MM_CACHE/torch_extensions`` (default ``~/.cache/plgvit_mm``),

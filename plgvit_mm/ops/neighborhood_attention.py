@@ -7,10 +7,8 @@ from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
 from . import na2d_cpu
-from .backends import requested_backend
+from .backends import needs_grad, requested_backend, select_backend
 from .na2d import check_kernel_dilation, na2d
-
-FUSED_CPU_DTYPES = (torch.float32, torch.float64)
 
 
 class NeighborhoodAttention2D(nn.Module):
@@ -75,17 +73,14 @@ class NeighborhoodAttention2D(nn.Module):
         return 2 * hp * wp * self.kernel_size[0] * self.kernel_size[1] * self.dim
 
     def _fused_cpu(self, q: Tensor) -> bool:
-        """Whether ``na2d`` would run the fused CPU kernel for this layer's q (CPU float32/64,
-        no gradient, no attention dropout, 'auto' or 'cpu' requested, kernel built). The layer
-        then calls it directly: its q, k, v, rpb pass na2d's argument checks by construction,
-        and skipping them saves ~1 ms of Python per NAT-T forward at 224 on CPU."""
-        if q.device.type != "cpu" or q.dtype not in FUSED_CPU_DTYPES:
+        """Whether ``na2d`` would run the fused CPU kernel for this layer's call (same selection).
+        The layer then calls it directly: its q, k, v, rpb pass na2d's argument checks by
+        construction, and skipping them saves ~1 ms of Python per NAT-T forward at 224 on CPU."""
+        if q.device.type != "cpu":
             return False
-        if self.training and self.attn_drop > 0.0:
-            return False
-        if torch.is_grad_enabled() and (q.requires_grad or (self.rpb is not None and self.rpb.requires_grad)):
-            return False
-        return requested_backend() in ("auto", "cpu") and na2d_cpu.extension_error() is None
+        attn_drop = self.attn_drop if self.training else 0.0
+        grad = needs_grad(q, self.rpb)
+        return select_backend(requested_backend(), q, self.rpb, attn_drop, grad)[0] == "cpu"
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, H, W, C) -> (B, H, W, C)."""
