@@ -317,8 +317,15 @@ inline void value_block(T* const* weights, const int64_t* off, const T* const* v
     for (int i = 0; i < N; ++i) store(acc[r] + (c + i) * L, o[r][i] * inv[r]);
 }
 
-// Largest block (8, 4, 2 or 1) that fits in `left`.
-inline int block_size(int64_t left) { return left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1; }
+// Calls f(std::integral_constant<int, n>{}) with n the largest block (8, 4, 2 or 1) that fits
+// in `left`, and returns n.
+template <typename F>
+inline int with_block_size(int64_t left, F&& f) {
+  if (left >= 8) return f(std::integral_constant<int, 8>{}), 8;
+  if (left >= 4) return f(std::integral_constant<int, 4>{}), 4;
+  if (left >= 2) return f(std::integral_constant<int, 2>{}), 2;
+  return f(std::integral_constant<int, 1>{}), 1;
+}
 
 // Logits of union taps [first, last) for R query rows: lg[r][own] = scale * q_r.k + bias, own =
 // union tap - off[r]; bias[r][own] points at the bias lanes of row r's own tap; top[r] keeps
@@ -331,12 +338,10 @@ void logit_segment(const T* const* q, T* const* lg, const T* const* const* bias,
   constexpr int64_t L = kLanes<T>;
   Vec<T> s[R][8];
   for (int64_t u = first; u < last;) {
-    const int n = block_size(last - u);
-    const T* const* k = keys + u;
-    if (n == 8) logit_block<8, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
-    if (n == 4) logit_block<4, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
-    if (n == 2) logit_block<2, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
-    if (n == 1) logit_block<1, R, kPermute, T>(q, q_stride, k, k_stride, offset, dim, s);
+    const int n = with_block_size(last - u, [&](auto size) {
+      logit_block<decltype(size)::value, R, kPermute, T>(q, q_stride, keys + u, k_stride, offset,
+                                                         dim, s);
+    });
     for (int i = 0; i < n; ++i, ++u)
       for (int r = 0; r < R; ++r) {
         const int64_t own = u - off[r];
@@ -444,22 +449,12 @@ void attend_chunk(const Plan<T>& p, const PairChunk<R, T>& pc, const T* const* k
     inv[r] = broadcast(T(1)) / total;
   }
   // weighted values
-  for (int64_t c = 0; c < p.dim;) {
-    const int n = block_size(p.dim - c);
-    if (n == 8)
-      value_block<8, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
-                                     pc.shared_last, stride, offset, c, inv, pc.acc);
-    if (n == 4)
-      value_block<4, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
-                                     pc.shared_last, stride, offset, c, inv, pc.acc);
-    if (n == 2)
-      value_block<2, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
-                                     pc.shared_last, stride, offset, c, inv, pc.acc);
-    if (n == 1)
-      value_block<1, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps, pc.shared_first,
-                                     pc.shared_last, stride, offset, c, inv, pc.acc);
-    c += n;
-  }
+  for (int64_t c = 0; c < p.dim;)
+    c += with_block_size(p.dim - c, [&](auto size) {
+      value_block<decltype(size)::value, R, kPermute, T>(pc.lg, pc.off, values, pc.union_taps,
+                                                         pc.shared_first, pc.shared_last, stride,
+                                                         offset, c, inv, pc.acc);
+    });
 }
 
 // Rows y[0..R) of one (batch, head): consecutive rows of one dilation group, so their windows'
