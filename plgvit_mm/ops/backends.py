@@ -2,8 +2,8 @@
 
 Precedence: the ``backend=`` argument, then the innermost :func:`na_backend` context, then the
 ``PLGVIT_MM_NA_BACKEND`` environment variable, then ``'auto'`` (the Triton kernel where it
-supports the call, else the fused CPU kernel where it does, else the reference). A named backend that cannot serve a call falls back to
-the reference with a one-time warning saying why.
+supports the call, else the fused CPU kernel where it does, else the reference). A named backend
+that cannot serve a call falls back to the reference with a one-time warning saying why.
 """
 from __future__ import annotations
 
