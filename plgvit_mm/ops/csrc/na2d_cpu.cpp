@@ -25,8 +25,8 @@
 #include <cstring>
 #include <limits>
 #include <optional>
-#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
