@@ -8,14 +8,15 @@
 # Backbone: _base_/models/backbone_lwplgvit_r.py (ImageNet-1k init from a local file;
 # --cfg-options model.backbone.init_cfg=None trains from scratch).
 _base_ = [
-    './_base_/models/faster_rcnn_fpn.py',
-    './_base_/models/backbone_lwplgvit_r.py',
-    './_base_/datasets/bdd100k_detection.py',
-    './_base_/schedules/coco_adamw_1x.py',
-    './_base_/det_runtime.py',
+    "./_base_/models/faster_rcnn_fpn.py",
+    "./_base_/models/backbone_lwplgvit_r.py",
+    "./_base_/datasets/bdd100k_detection.py",
+    "./_base_/schedules/coco_adamw_1x.py",
+    "./_base_/det_runtime.py",
 ]
 
 model = dict(
     backbone=_base_.backbone,
     neck=dict(in_channels=_base_.backbone_channels),
-    roi_head=dict(bbox_head=dict(num_classes=10)))
+    roi_head=dict(bbox_head=dict(num_classes=10)),
+)

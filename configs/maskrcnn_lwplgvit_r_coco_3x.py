@@ -7,13 +7,11 @@
 # Backbone: _base_/models/backbone_lwplgvit_r.py (ImageNet-1k init from a local file;
 # --cfg-options model.backbone.init_cfg=None trains from scratch).
 _base_ = [
-    './_base_/models/mask_rcnn_fpn.py',
-    './_base_/models/backbone_lwplgvit_r.py',
-    './_base_/datasets/coco_instance_ms_crop.py',
-    './_base_/schedules/coco_adamw_3x.py',
-    './_base_/det_runtime.py',
+    "./_base_/models/mask_rcnn_fpn.py",
+    "./_base_/models/backbone_lwplgvit_r.py",
+    "./_base_/datasets/coco_instance_ms_crop.py",
+    "./_base_/schedules/coco_adamw_3x.py",
+    "./_base_/det_runtime.py",
 ]
 
-model = dict(
-    backbone=_base_.backbone,
-    neck=dict(in_channels=_base_.backbone_channels))
+model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))

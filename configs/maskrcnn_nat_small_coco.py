@@ -6,13 +6,11 @@
 # lr = 1e-4 * B / 16 (linear rule; tools/train.py --auto-scale-lr). --amp: mixed precision.
 # Backbone: _base_/models/backbone_nat_small.py (official ImageNet-1k checkpoint, downloaded).
 _base_ = [
-    './_base_/models/mask_rcnn_fpn.py',
-    './_base_/models/backbone_nat_small.py',
-    './_base_/datasets/coco_instance_ms_crop.py',
-    './_base_/schedules/coco_adamw_1x.py',
-    './_base_/det_runtime.py',
+    "./_base_/models/mask_rcnn_fpn.py",
+    "./_base_/models/backbone_nat_small.py",
+    "./_base_/datasets/coco_instance_ms_crop.py",
+    "./_base_/schedules/coco_adamw_1x.py",
+    "./_base_/det_runtime.py",
 ]
 
-model = dict(
-    backbone=_base_.backbone,
-    neck=dict(in_channels=_base_.backbone_channels))
+model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))

@@ -13,47 +13,64 @@
 # the random zoom of the pipeline consistent with the depth targets.
 # The backbone starts from ImageNet weights: set backbone.init_cfg=dict(type='Pretrained',
 # checkpoint=PATH) (none can be downloaded here).
-_base_ = ['./_base_/datasets/kitti_mono3d.py', './_base_/det_runtime.py']
+_base_ = ["./_base_/datasets/kitti_mono3d.py", "./_base_/det_runtime.py"]
 
 model = dict(
-    type='Mono3DDetector',
+    type="Mono3DDetector",
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
+        type="DetDataPreprocessor",
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
-        pad_size_divisor=32),
-    backbone=dict(type='LWPLGViT', arch='a', drop_path_rate=0.1, init_cfg=None),
+        pad_size_divisor=32,
+    ),
+    backbone=dict(type="LWPLGViT", arch="a", drop_path_rate=0.1, init_cfg=None),
     # the neck's in_channels default to the backbone's out_channels
-    neck=dict(type='Stride4FusionNeck', out_channels=64),
+    neck=dict(type="Stride4FusionNeck", out_channels=64),
     bbox_head=dict(
-        type='Mono3DCenterHead',
+        type="Mono3DCenterHead",
         in_channels=64,
         num_classes=3,
         feat_channels=256,
         num_alpha_bins=12,
         use_keypoint_heads=True,
-        box_coder=dict(type='Mono3DBoxCoder', stride=4, num_alpha_bins=12,
-                       reference_focal=721.5377)),
+        box_coder=dict(
+            type="Mono3DBoxCoder", stride=4, num_alpha_bins=12, reference_focal=721.5377
+        ),
+    ),
     train_cfg=dict(min_depth=2.0, gaussian_overlap=0.7),
-    test_cfg=dict(topk=50, local_maximum_kernel=3, score_thr=0.2))
+    test_cfg=dict(topk=50, local_maximum_kernel=3, score_thr=0.2),
+)
 
 max_epochs = 200
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=max_epochs, val_interval=10)
+val_cfg = dict(type="ValLoop")
+test_cfg = dict(type="TestLoop")
 
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2.25e-4, betas=(0.95, 0.99), weight_decay=1e-5),
-    clip_grad=dict(max_norm=35, norm_type=2))
+    type="OptimWrapper",
+    optimizer=dict(type="AdamW", lr=2.25e-4, betas=(0.95, 0.99), weight_decay=1e-5),
+    clip_grad=dict(max_norm=35, norm_type=2),
+)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=500),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2.25e-7, by_epoch=True, begin=0,
-         end=max_epochs),
+    dict(type="LinearLR", start_factor=1e-3, by_epoch=False, begin=0, end=500),
+    dict(
+        type="CosineAnnealingLR",
+        T_max=max_epochs,
+        eta_min=2.25e-7,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+    ),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='ResumableCheckpointHook', interval=10, max_keep_ckpts=3,
-                    save_best='kitti/Car_3D_AP40_moderate_strict', rule='greater'))
+    logger=dict(type="LoggerHook", interval=50),
+    checkpoint=dict(
+        type="ResumableCheckpointHook",
+        interval=10,
+        max_keep_ckpts=3,
+        save_best="kitti/Car_3D_AP40_moderate_strict",
+        rule="greater",
+    ),
+)

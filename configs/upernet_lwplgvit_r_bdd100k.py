@@ -6,11 +6,11 @@
 # Backbone: _base_/models/backbone_lwplgvit_r.py (ImageNet-1k init from a local file;
 # --cfg-options model.backbone.init_cfg=None trains from scratch).
 _base_ = [
-    './_base_/models/upernet.py',
-    './_base_/models/backbone_lwplgvit_r.py',
-    './_base_/datasets/bdd100k_semseg.py',
-    './_base_/schedules/seg_adamw_80k.py',
-    './_base_/seg_runtime.py',
+    "./_base_/models/upernet.py",
+    "./_base_/models/backbone_lwplgvit_r.py",
+    "./_base_/datasets/bdd100k_semseg.py",
+    "./_base_/schedules/seg_adamw_80k.py",
+    "./_base_/seg_runtime.py",
 ]
 
 crop_size = (512, 1024)
@@ -18,6 +18,7 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=_base_.backbone,
     decode_head=dict(in_channels=_base_.backbone_channels, num_classes=19),
-    auxiliary_head=dict(in_channels=_base_.backbone_channels[2], num_classes=19))
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2], num_classes=19),
+)
 train_dataloader = dict(batch_size=2)
 default_hooks = dict(checkpoint=dict(interval=8000))

@@ -6,11 +6,11 @@
 # Backbone: _base_/models/backbone_plgvit_tiny.py (ImageNet-1k init from a local file;
 # --cfg-options model.backbone.init_cfg=None trains from scratch).
 _base_ = [
-    './_base_/models/upernet.py',
-    './_base_/models/backbone_plgvit_tiny.py',
-    './_base_/datasets/ade20k_512x512.py',
-    './_base_/schedules/seg_adamw_160k.py',
-    './_base_/seg_runtime.py',
+    "./_base_/models/upernet.py",
+    "./_base_/models/backbone_plgvit_tiny.py",
+    "./_base_/datasets/ade20k_512x512.py",
+    "./_base_/schedules/seg_adamw_160k.py",
+    "./_base_/seg_runtime.py",
 ]
 
 crop_size = (512, 512)
@@ -18,5 +18,6 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=_base_.backbone,
     decode_head=dict(in_channels=_base_.backbone_channels, num_classes=150),
-    auxiliary_head=dict(in_channels=_base_.backbone_channels[2], num_classes=150))
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2], num_classes=150),
+)
 train_dataloader = dict(batch_size=2)

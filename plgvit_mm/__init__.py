@@ -5,6 +5,7 @@
 backbones (torch, timm and mmengine only), and, when mmdet and mmcv are importable, the mono 3D
 dataset, transforms, models and the KITTI metric (mmdet registries).
 """
+
 from importlib.util import find_spec
 
 from .utils import checkpoint_safety
@@ -19,4 +20,11 @@ if OPENMMLAB_DETECTION_AVAILABLE:
     from . import datasets, evaluation  # noqa: E402,F401
     from .models import mono3d, necks  # noqa: E402,F401
 
-__all__ = ["__version__", "engine", "models", "ops", "checkpoint_safety", "OPENMMLAB_DETECTION_AVAILABLE"]
+__all__ = [
+    "__version__",
+    "engine",
+    "models",
+    "ops",
+    "checkpoint_safety",
+    "OPENMMLAB_DETECTION_AVAILABLE",
+]

@@ -1,4 +1,5 @@
 """Shared test setup: fixed thread count so runs on the 2-core CI machine are predictable."""
+
 from __future__ import annotations
 
 from pathlib import Path

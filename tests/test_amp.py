@@ -2,6 +2,7 @@
 with finite outputs/gradients close to float32; neighborhood attention stays finite and accurate
 in float16 at large logits; ``CPUAmpOptimWrapper`` (``tools/train.py --amp`` on a CPU) runs the
 model in bfloat16 and keeps float32 weights. GPU counterpart: tools/gpu_amp_check.py."""
+
 from __future__ import annotations
 
 import pytest
@@ -44,8 +45,9 @@ def test_backbone_bf16_autocast_forward_backward_matches_fp32(name):
         assert error < RELATIVE_TOLERANCE, (name, level, error)
     sum(o.float().square().mean() for o in outs).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all()
-               for g in grads)
+    assert all(
+        g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads
+    )
 
 
 @pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (5, 2)])
@@ -57,8 +59,9 @@ def test_na2d_float16_stays_finite_and_accurate_at_large_logits(kernel, dilation
     v, rpb = torch.randn(1, 12, 12, 2, 16).half(), torch.randn(2, 2 * kernel - 1, 2 * kernel - 1)
     rpb = rpb.half()
     # float64 on the same (float16-rounded) inputs: the error is the op's own
-    exact = na2d(q.double(), k.double(), v.double(), kernel, dilation, rpb=rpb.double(),
-                 backend="reference")
+    exact = na2d(
+        q.double(), k.double(), v.double(), kernel, dilation, rpb=rpb.double(), backend="reference"
+    )
     half = na2d(q, k, v, kernel, dilation, rpb=rpb, backend="reference")
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
     print(f"na2d fp16 k={kernel} d={dilation}: relative error {relative_error(half, exact):.2e}")

@@ -2,6 +2,7 @@
 documented skip. Every case runs the real loader: mmdet's CocoDataset machinery (through
 plgvit_mm's ValidatedCocoDataset / CheckedLoadImageFromFile), the backbones, the KITTI readers
 and tools/train.py's --cfg-options check."""
+
 from __future__ import annotations
 
 import json
@@ -43,15 +44,28 @@ def save_json(root: Path, content: dict) -> None:
     (root / ANN).write_text(json.dumps(content))
 
 
-def build_coco(root: Path, *, test_mode: bool = False, ignore_empty: bool = False,
-               color_type: str = "color"):
-    return DATASETS.build(dict(
-        type="ValidatedCocoDataset", data_root=str(root), ann_file=ANN,
-        data_prefix=dict(img="train2017/"), metainfo=dict(classes=SHAPE_CLASSES),
-        test_mode=test_mode, filter_cfg=dict(filter_empty_gt=True, min_size=0),
-        pipeline=[dict(type="CheckedLoadImageFromFile", ignore_empty=ignore_empty,
-                       color_type=color_type),
-                  dict(type="LoadAnnotations", with_bbox=True)]))
+def build_coco(
+    root: Path, *, test_mode: bool = False, ignore_empty: bool = False, color_type: str = "color"
+):
+    return DATASETS.build(
+        dict(
+            type="ValidatedCocoDataset",
+            data_root=str(root),
+            ann_file=ANN,
+            data_prefix=dict(img="train2017/"),
+            metainfo=dict(classes=SHAPE_CLASSES),
+            test_mode=test_mode,
+            filter_cfg=dict(filter_empty_gt=True, min_size=0),
+            pipeline=[
+                dict(
+                    type="CheckedLoadImageFromFile",
+                    ignore_empty=ignore_empty,
+                    color_type=color_type,
+                ),
+                dict(type="LoadAnnotations", with_bbox=True),
+            ],
+        )
+    )
 
 
 def first_image(root: Path) -> Path:
@@ -70,8 +84,11 @@ def test_corrupt_image_file_names_the_path_and_size(coco_root, content):
     path = first_image(coco_root)
     data = path.read_bytes()[:60] if content == "truncated" else content
     path.write_bytes(data)
-    with pytest.raises(ValueError, match=rf"image file '{path}' \({len(data)} bytes\) could not "
-                                         r"be decoded .* expected a complete PNG/JPEG"):
+    with pytest.raises(
+        ValueError,
+        match=rf"image file '{path}' \({len(data)} bytes\) could not "
+        r"be decoded .* expected a complete PNG/JPEG",
+    ):
         build_coco(coco_root, test_mode=True)[0]
 
 
@@ -90,18 +107,31 @@ def test_invalid_coco_json_names_file_line_and_column(coco_root):
         build_coco(coco_root)
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda c: c.pop("annotations"),
-     r"top-level key 'annotations' is missing; expected a list"),
-    (lambda c: c["annotations"][1].update(bbox=[1, 2, 3]),
-     r"annotations\[1\] \(id 2\) has bbox=\[1, 2, 3\]; expected \[x, y, width, height\]"),
-    (lambda c: c["annotations"][0].update(image_id=999),
-     r"annotations\[0\] \(id 1\) has image_id=999; expected the id of an entry in 'images'"),
-    (lambda c: c["annotations"][0].update(category_id=7),
-     r"has category_id=7; expected one of the category ids \[1, 2, 3\]"),
-    (lambda c: c["images"][0].update(width="64"),
-     r"images\[0\] has width='64'; expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c.pop("annotations"),
+            r"top-level key 'annotations' is missing; expected a list",
+        ),
+        (
+            lambda c: c["annotations"][1].update(bbox=[1, 2, 3]),
+            r"annotations\[1\] \(id 2\) has bbox=\[1, 2, 3\]; expected \[x, y, width, height\]",
+        ),
+        (
+            lambda c: c["annotations"][0].update(image_id=999),
+            r"annotations\[0\] \(id 1\) has image_id=999; expected the id of an entry in 'images'",
+        ),
+        (
+            lambda c: c["annotations"][0].update(category_id=7),
+            r"has category_id=7; expected one of the category ids \[1, 2, 3\]",
+        ),
+        (
+            lambda c: c["images"][0].update(width="64"),
+            r"images\[0\] has width='64'; expected a positive integer",
+        ),
+    ],
+)
 def test_malformed_coco_content_names_entry_key_and_value(coco_root, edit, message):
     content = load_json(coco_root)
     edit(content)
@@ -116,17 +146,20 @@ def test_zero_area_and_out_of_image_boxes_are_skipped_and_counted(coco_root):
     kept = len(anns)
     image_id = content["images"][0]["id"]
     base = dict(image_id=image_id, category_id=1, iscrowd=0, segmentation=[[0, 0, 1, 0, 1, 1]])
-    anns += [dict(base, id=100, bbox=[10, 10, 0.5, 5], area=0),      # zero area, w < 1
-             dict(base, id=101, bbox=[70, 70, 5, 5], area=25),       # entirely outside 64 x 64
-             dict(base, id=102, bbox=[60, 60, 10, 10], area=100)]    # reaches beyond: kept
+    anns += [
+        dict(base, id=100, bbox=[10, 10, 0.5, 5], area=0),  # zero area, w < 1
+        dict(base, id=101, bbox=[70, 70, 5, 5], area=25),  # entirely outside 64 x 64
+        dict(base, id=102, bbox=[60, 60, 10, 10], area=100),
+    ]  # reaches beyond: kept
     save_json(coco_root, content)
     dataset = build_coco(coco_root)
     report = dataset.annotation_report
     assert (report.zero_area, report.outside_image, report.partly_outside_image) == (1, 1, 1)
     instances = sum(len(dataset.get_data_info(i)["instances"]) for i in range(len(dataset)))
     assert instances == kept + 1
-    boxes = [inst["bbox"] for i in range(len(dataset))
-             for inst in dataset.get_data_info(i)["instances"]]
+    boxes = [
+        inst["bbox"] for i in range(len(dataset)) for inst in dataset.get_data_info(i)["instances"]
+    ]
     assert [60, 60, 70, 70] in boxes  # mmdet keeps the box unclipped (x1, y1, x2, y2)
 
 
@@ -168,18 +201,24 @@ def test_images_smaller_than_one_attention_window():
             MODELS.build(cfg)(torch.randn(1, 3, 16, 24))
 
 
-@pytest.mark.parametrize(("backbone", "valid"), [
-    ("NAT", r"\['base', 'mini', 'small', 'tiny'\]"), ("PLGViT", r"\['base', 'small', 'tiny'\]"),
-    ("LWPLGViT", r"\['a', 'r'\]")])
+@pytest.mark.parametrize(
+    ("backbone", "valid"),
+    [
+        ("NAT", r"\['base', 'mini', 'small', 'tiny'\]"),
+        ("PLGViT", r"\['base', 'small', 'tiny'\]"),
+        ("LWPLGViT", r"\['a', 'r'\]"),
+    ],
+)
 def test_unknown_backbone_arch_lists_the_valid_ones(backbone, valid):
     with pytest.raises(ValueError, match=rf"arch 'huge'; valid: {valid}"):
         MODELS.build(dict(type=backbone, arch="huge"))
 
 
-@pytest.mark.parametrize(("timm_name", "backbone"), [
-    ("nat_mini", dict(type="NAT", arch="mini")), ("lw_plgvit_a", dict(type="LWPLGViT", arch="a"))])
-def test_checkpoint_shape_mismatch_lists_every_key_with_both_shapes(tmp_path, timm_name,
-                                                                    backbone):
+@pytest.mark.parametrize(
+    ("timm_name", "backbone"),
+    [("nat_mini", dict(type="NAT", arch="mini")), ("lw_plgvit_a", dict(type="LWPLGViT", arch="a"))],
+)
+def test_checkpoint_shape_mismatch_lists_every_key_with_both_shapes(tmp_path, timm_name, backbone):
     import timm
 
     state = timm.create_model(timm_name).state_dict()
@@ -218,7 +257,11 @@ def test_cfg_options_typo_in_tools_train_names_key_and_suggestion(tmp_path, monk
     import train
 
     config = str(REPO / "configs" / "maskrcnn_lwplgvit_a_coco.py")
-    with pytest.raises(ValueError, match=r"key 'train_dataloader.batch_sise' does not exist .* "
-                                         r"Did you mean: batch_size"):
-        train.main([config, "--work-dir", str(tmp_path),
-                    "--cfg-options", "train_dataloader.batch_sise=4"])
+    with pytest.raises(
+        ValueError,
+        match=r"key 'train_dataloader.batch_sise' does not exist .* "
+        r"Did you mean: batch_size",
+    ):
+        train.main(
+            [config, "--work-dir", str(tmp_path), "--cfg-options", "train_dataloader.batch_sise=4"]
+        )

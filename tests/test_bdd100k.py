@@ -1,5 +1,6 @@
 """BDD100K: the detection-label converter on hand-written JSON, and the BDD100K configs reading
 generated samples in BDD100K's real directory layout."""
+
 from __future__ import annotations
 
 import json
@@ -16,23 +17,41 @@ sys.path.insert(0, str(REPO / "tools" / "dataset_converters"))
 from bdd100k_to_coco import BDD100K_DET_CLASSES, convert, main  # noqa: E402
 
 FRAMES = [
-    {"name": "a.jpg", "attributes": {"weather": "clear"}, "labels": [
-        {"id": "1", "category": "car", "attributes": {"occluded": False, "truncated": False},
-         "box2d": {"x1": 10.0, "y1": 20.0, "x2": 109.0, "y2": 69.0}},
-        {"id": "2", "category": "traffic light", "attributes": {"trafficLightColor": "G"},
-         "box2d": {"x1": 500.5, "y1": 100.25, "x2": 510.5, "y2": 130.25}},
-        {"id": "3", "category": "other vehicle",
-         "box2d": {"x1": 0, "y1": 0, "x2": 5, "y2": 5}},
-        {"id": "4", "category": "pedestrian", "attributes": {"crowd": True},
-         "box2d": {"x1": 200, "y1": 300, "x2": 219, "y2": 359}},
-    ]},
+    {
+        "name": "a.jpg",
+        "attributes": {"weather": "clear"},
+        "labels": [
+            {
+                "id": "1",
+                "category": "car",
+                "attributes": {"occluded": False, "truncated": False},
+                "box2d": {"x1": 10.0, "y1": 20.0, "x2": 109.0, "y2": 69.0},
+            },
+            {
+                "id": "2",
+                "category": "traffic light",
+                "attributes": {"trafficLightColor": "G"},
+                "box2d": {"x1": 500.5, "y1": 100.25, "x2": 510.5, "y2": 130.25},
+            },
+            {"id": "3", "category": "other vehicle", "box2d": {"x1": 0, "y1": 0, "x2": 5, "y2": 5}},
+            {
+                "id": "4",
+                "category": "pedestrian",
+                "attributes": {"crowd": True},
+                "box2d": {"x1": 200, "y1": 300, "x2": 219, "y2": 359},
+            },
+        ],
+    },
     {"name": "b.jpg"},  # no labels key
     {"name": "c.jpg", "labels": None},
-    {"name": "d.jpg", "labels": [
-        {"id": "5", "category": "lane", "poly2d": [{"vertices": [[0, 0], [5, 5]]}]},
-        {"id": "6", "category": "rider", "box2d": {"x1": 30, "y1": 30, "x2": 20, "y2": 40}},
-        {"id": "7", "category": "traffic sign", "box2d": {"x1": 1, "y1": 2, "x2": 3, "y2": 4}},
-    ]},
+    {
+        "name": "d.jpg",
+        "labels": [
+            {"id": "5", "category": "lane", "poly2d": [{"vertices": [[0, 0], [5, 5]]}]},
+            {"id": "6", "category": "rider", "box2d": {"x1": 30, "y1": 30, "x2": 20, "y2": 40}},
+            {"id": "7", "category": "traffic sign", "box2d": {"x1": 1, "y1": 2, "x2": 3, "y2": 4}},
+        ],
+    },
 ]
 
 
@@ -41,19 +60,30 @@ def test_converter_writes_coco_boxes_categories_and_counts():
     assert [c["name"] for c in coco["categories"]] == list(BDD100K_DET_CLASSES)
     assert [c["id"] for c in coco["categories"]] == list(range(1, 11))
     assert [(im["id"], im["file_name"], im["height"], im["width"]) for im in coco["images"]] == [
-        (1, "a.jpg", 720, 1280), (2, "b.jpg", 720, 1280), (3, "c.jpg", 720, 1280),
-        (4, "d.jpg", 720, 1280)]
+        (1, "a.jpg", 720, 1280),
+        (2, "b.jpg", 720, 1280),
+        (3, "c.jpg", 720, 1280),
+        (4, "d.jpg", 720, 1280),
+    ]
     # Scalabel's inclusive pixel convention: w = x2 - x1 + 1
-    assert [(a["image_id"], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
-            for a in coco["annotations"]] == [
+    assert [
+        (a["image_id"], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
+        for a in coco["annotations"]
+    ] == [
         (1, 3, [10.0, 20.0, 100.0, 50.0], 5000.0, 0),
         (1, 9, [500.5, 100.25, 11.0, 31.0], 341.0, 0),
         (1, 1, [200.0, 300.0, 20.0, 60.0], 1200.0, 1),
-        (4, 10, [1.0, 2.0, 3.0, 3.0], 9.0, 0)]
+        (4, 10, [1.0, 2.0, 3.0, 3.0], 9.0, 0),
+    ]
     assert [a["id"] for a in coco["annotations"]] == [1, 2, 3, 4]
-    assert counts == {"frames": 4, "boxes": 4, "frames without labels": 2,
-                      "skipped: category 'other vehicle'": 1, "skipped: category 'lane'": 1,
-                      "skipped: empty box": 1}
+    assert counts == {
+        "frames": 4,
+        "boxes": 4,
+        "frames without labels": 2,
+        "skipped: category 'other vehicle'": 1,
+        "skipped: category 'lane'": 1,
+        "skipped: empty box": 1,
+    }
 
 
 def test_converter_rejects_malformed_input_naming_the_place():
@@ -88,6 +118,7 @@ def test_converter_cli_writes_atomically_and_reads_image_sizes(tmp_path, capsys)
 
 # --- the configs on generated samples in BDD100K's layout (need mmdet / mmseg) ---------------
 
+
 def _build_dataset(config: str, split_loader: str, data_root: Path):
     pytest.importorskip("mmdet")
     pytest.importorskip("mmseg")
@@ -118,10 +149,17 @@ def test_fasterrcnn_bdd100k_config_reads_converted_labels(tmp_path, arch):
     labels = tmp_path / "labels" / "det_20" / "det_val.json"
     labels.parent.mkdir(parents=True)
     labels.write_text(json.dumps(frames))
-    main([str(labels), str(tmp_path / "annotations" / "det_val_coco.json"),
-          "--image-dir", str(image_dir)])
-    dataset, cfg = _build_dataset(f"fasterrcnn_lwplgvit_{arch}_bdd100k.py", "val_dataloader",
-                                  tmp_path)
+    main(
+        [
+            str(labels),
+            str(tmp_path / "annotations" / "det_val_coco.json"),
+            "--image-dir",
+            str(image_dir),
+        ]
+    )
+    dataset, cfg = _build_dataset(
+        f"fasterrcnn_lwplgvit_{arch}_bdd100k.py", "val_dataloader", tmp_path
+    )
     assert cfg.model.roi_head.bbox_head.num_classes == 10
     assert dataset.metainfo["classes"] == BDD100K_DET_CLASSES
     assert len(dataset) == 4  # test mode keeps frames without boxes
@@ -148,12 +186,14 @@ def test_upernet_bdd100k_config_reads_seg_masks(tmp_path, arch):
         mask_dir.mkdir(parents=True)
         for name in ("0a0a0b1a-7c39d841", "0a0b16e2-93f8c456"):
             Image.fromarray(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)).save(
-                image_dir / f"{name}.jpg")
+                image_dir / f"{name}.jpg"
+            )
             mask = rng.integers(0, 19, (90, 160), dtype=np.uint8)
             mask[:10] = 255
             Image.fromarray(mask).save(mask_dir / f"{name}.png")
-    dataset, cfg = _build_dataset(f"upernet_lwplgvit_{arch}_bdd100k.py", "train_dataloader",
-                                  tmp_path)
+    dataset, cfg = _build_dataset(
+        f"upernet_lwplgvit_{arch}_bdd100k.py", "train_dataloader", tmp_path
+    )
     assert cfg.model.decode_head.num_classes == 19 and len(dataset) == 2
     assert dataset.metainfo["classes"][:2] == ("road", "sidewalk")
     item = dataset[0]
@@ -165,7 +205,8 @@ def test_upernet_bdd100k_config_reads_seg_masks(tmp_path, arch):
     labels = set(np.unique(item["data_samples"].gt_sem_seg.data.numpy()).tolist())
     assert labels <= set(range(19)) | {255}
     val, _ = _build_dataset(f"upernet_lwplgvit_{arch}_bdd100k.py", "val_dataloader", tmp_path)
-    original = np.asarray(Image.open(tmp_path / "labels" / "sem_seg" / "masks" / "val" /
-                                     "0a0a0b1a-7c39d841.png"))
+    original = np.asarray(
+        Image.open(tmp_path / "labels" / "sem_seg" / "masks" / "val" / "0a0a0b1a-7c39d841.png")
+    )
     loaded = val[0]["data_samples"].gt_sem_seg.data.numpy()[0]
     assert np.array_equal(loaded, original)  # test mode: labels are not resized

@@ -1,4 +1,5 @@
 """tools/benchmark_backbones.py and tools/make_benchmark_docs.py: a tiny run, its JSON, the docs."""
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,29 @@ def report(tmp_path_factory) -> tuple[dict, Path]:
     never_met = bench.Target("lw_plgvit_r", "resnet18", "64x96", 0.0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(bench, "TARGETS", (never_met,))
-        bench.main(["--models", *PAIR, "--sizes", "64x96", "--scaling-base", "64x64",
-                    "--scaling-factors", "1", "2", "--warmup", "1", "--repeats", "3",
-                    "--throughput-repeats", "2", "--batch-dense", "2", "--json", str(path)])
+        bench.main(
+            [
+                "--models",
+                *PAIR,
+                "--sizes",
+                "64x96",
+                "--scaling-base",
+                "64x64",
+                "--scaling-factors",
+                "1",
+                "2",
+                "--warmup",
+                "1",
+                "--repeats",
+                "3",
+                "--throughput-repeats",
+                "2",
+                "--batch-dense",
+                "2",
+                "--json",
+                str(path),
+            ]
+        )
     return json.loads(path.read_text()), path
 
 
@@ -65,24 +86,47 @@ def test_report_schema_and_medians(report):
     assert len(data["loadavg_start"]) == 3 and data["settings"]["full_run"] is False
     assert data["settings"]["cpu_allocator"] in ("retain", "system")  # 'retain' asked for
     assert [(s["size"], s["role"]) for s in data["sizes"]] == [
-        ("64x96", "main"), ("64x64", "scaling"), ("96x96", "scaling")]
+        ("64x96", "main"),
+        ("64x64", "scaling"),
+        ("96x96", "scaling"),
+    ]
     main = data["sizes"][0]
     assert list(main["results"]) == PAIR
     for name, r in main["results"].items():
         assert len(r["latency_samples_ms"]) == 3
         assert r["latency_ms"] == statistics.median(r["latency_samples_ms"])
         assert r["throughput_ips"] == pytest.approx(
-            2e3 / statistics.median(r["throughput_samples_ms"]))
+            2e3 / statistics.median(r["throughput_samples_ms"])
+        )
         assert r["macs"] > 0 and r["peak_memory_mib"] is not None
         assert data["models"][name]["backbone_params"] > 0
     assert "throughput_ips" not in data["sizes"][1]["results"]["resnet18"]
 
 
 def test_224_has_its_own_repeat_count_and_the_allocator_is_recorded():
-    data = bench.main(["--models", *PAIR, "--sizes", "224x224", "--scaling-base", "none",
-                       "--warmup", "1", "--repeats", "2", "--repeats-224", "5",
-                       "--throughput-repeats", "1", "--batch-224", "1", "--no-macs",
-                       "--allocator", "system"])
+    data = bench.main(
+        [
+            "--models",
+            *PAIR,
+            "--sizes",
+            "224x224",
+            "--scaling-base",
+            "none",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--repeats-224",
+            "5",
+            "--throughput-repeats",
+            "1",
+            "--batch-224",
+            "1",
+            "--no-macs",
+            "--allocator",
+            "system",
+        ]
+    )
     assert data["settings"]["repeats_224"] == 5
     assert [len(r["latency_samples_ms"]) for r in data["sizes"][0]["results"].values()] == [5, 5]
     # 'system' changes nothing: the record is the mode in effect ('retain' once any run of this
@@ -94,7 +138,8 @@ def test_ratio_fields_are_ratios_of_the_medians(report):
     data, _ = report
     results = {s["size"]: s["results"] for s in data["sizes"]}
     assert {(r["size"], r["model"], r["peer"]) for r in data["ratios"]} == {
-        (s, "lw_plgvit_r", "resnet18") for s in results}
+        (s, "lw_plgvit_r", "resnet18") for s in results
+    }
     for r in data["ratios"]:
         res = results[r["size"]]
         assert r["latency_ratio"] == res[r["model"]]["latency_ms"] / res[r["peer"]]["latency_ms"]
@@ -125,7 +170,9 @@ def test_docs_render_from_the_json(report, tmp_path):
     assert data["machine"]["cpu_model"] in text and "**NOT MET**" in text
     ratio = data["ratios"][0]["latency_ratio"]
     assert f"| LW-PLG-ViT-R | {ratio:.2f} |" in text
-    assert "top ops" in text and f"`{data['profiles']['lw_plgvit_r@64x96']['rows'][0]['op']}`" in text
+    assert (
+        "top ops" in text and f"`{data['profiles']['lw_plgvit_r@64x96']['rows'][0]['op']}`" in text
+    )
     for name in ("cpu_latency_vs_pixels.png", "cpu_params_macs_latency.png"):
         assert f"(figures/{name})" in text
         assert (tmp_path / "docs" / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,6 @@
 """tools/benchmark_train.py: package configs resolve, the generated batch matches its shapes, one
 timed iteration really trains (weights move), and the report names each config with its ratios."""
+
 from __future__ import annotations
 
 import json
@@ -69,9 +70,24 @@ def test_one_timed_iteration_updates_the_weights():
 
 def test_report_against_the_mmdet_r50_config(tmp_path):
     out = tmp_path / "train.json"
-    report = benchmark_train.main(["--task", "det", "--configs", MASKRCNN_R,
-                                   benchmark_train.REFERENCE["det"], "--shape", "64", "64",
-                                   "--batch", "1", "--repeats", "1", "--json", str(out)])
+    report = benchmark_train.main(
+        [
+            "--task",
+            "det",
+            "--configs",
+            MASKRCNN_R,
+            benchmark_train.REFERENCE["det"],
+            "--shape",
+            "64",
+            "64",
+            "--batch",
+            "1",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     (result,) = report["results"]
     assert result["task"] == "det" and result["shape"] == [64, 64]
@@ -85,8 +101,10 @@ def test_report_against_the_mmdet_r50_config(tmp_path):
 
     text = "\n".join(make_benchmark_docs.train_section(report, out))
     assert "Mask R-CNN + FPN (COCO heads): batch 1 x 64x64" in text
-    assert f"| maskrcnn_lwplgvit_r_coco | {ours['params'] / 1e6:.2f} | {ours['median_s']:.3f} | " \
+    assert (
+        f"| maskrcnn_lwplgvit_r_coco | {ours['params'] / 1e6:.2f} | {ours['median_s']:.3f} | "
         f"{ours['time_vs_r50']:.2f} |" in text
+    )
     with pytest.raises(ValueError, match="not a plgvit_mm.benchmark_train/1 report"):
         make_benchmark_docs.train_section({"schema": "x"}, out)
 

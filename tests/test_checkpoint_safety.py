@@ -1,5 +1,6 @@
 """Checkpoint loading on torch >= 2.6: mmengine checkpoints load through the allow-list,
 resume restores the runner state, untrusted pickles are refused with the opt-in named."""
+
 from __future__ import annotations
 
 import collections
@@ -36,9 +37,15 @@ def _loader() -> DataLoader:
     x = torch.randn(32, 4, generator=gen)
     y = x.sum(1, keepdim=True)
     data = [dict(inputs=x[i], targets=y[i]) for i in range(32)]
-    return DataLoader(data, batch_size=4, shuffle=False,
-                      collate_fn=lambda b: dict(inputs=torch.stack([d["inputs"] for d in b]),
-                                                targets=torch.stack([d["targets"] for d in b])))
+    return DataLoader(
+        data,
+        batch_size=4,
+        shuffle=False,
+        collate_fn=lambda b: dict(
+            inputs=torch.stack([d["inputs"] for d in b]),
+            targets=torch.stack([d["targets"] for d in b]),
+        ),
+    )
 
 
 def _runner(work_dir, max_iters: int, resume: bool = False) -> Runner:
@@ -48,8 +55,10 @@ def _runner(work_dir, max_iters: int, resume: bool = False) -> Runner:
         train_dataloader=_loader(),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False),
-                           logger=dict(type="LoggerHook", interval=1)),
+        default_hooks=dict(
+            checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False),
+            logger=dict(type="LoggerHook", interval=1),
+        ),
         resume=resume,
         randomness=dict(seed=0),
         default_scope="mmengine",
@@ -82,8 +91,12 @@ def test_runner_checkpoint_loads_and_resumes(tmp_path):
 
 def test_numpy_scalars_in_meta_round_trip(tmp_path):
     path = tmp_path / "meta.pth"
-    meta = dict(epoch=np.int64(3), best=np.float64(0.5), arr=np.arange(3, dtype=np.float32),
-                dataset_meta=dict(classes=("car", "person"), palette=[(1, 2, 3), (4, 5, 6)]))
+    meta = dict(
+        epoch=np.int64(3),
+        best=np.float64(0.5),
+        arr=np.arange(3, dtype=np.float32),
+        dataset_meta=dict(classes=("car", "person"), palette=[(1, 2, 3), (4, 5, 6)]),
+    )
     torch.save(dict(meta=meta, state_dict=collections.OrderedDict(w=torch.ones(2))), path)
     loaded = _load_checkpoint(str(path), map_location="cpu")
     assert loaded["meta"]["epoch"] == 3 and isinstance(loaded["meta"]["epoch"], np.int64)

@@ -1,4 +1,5 @@
 """Cityscapes configs read generated samples in Cityscapes' real directory layout."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,21 @@ import plgvit_mm  # noqa: E402,F401  (registers the backbones)
 from plgvit_mm.datasets.synthetic_shapes import make_sample  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-FRAMES = {"train": ["aachen_000000_000019", "bochum_000000_000313"],
-          "val": ["frankfurt_000000_000294"]}
+FRAMES = {
+    "train": ["aachen_000000_000019", "bochum_000000_000313"],
+    "val": ["frankfurt_000000_000294"],
+}
 # cityscapesscripts label ids of the 8 instance classes, as mmdet's converter writes them
-THING_IDS = {"person": 24, "rider": 25, "car": 26, "truck": 27, "bus": 28, "train": 31,
-             "motorcycle": 32, "bicycle": 33}
+THING_IDS = {
+    "person": 24,
+    "rider": 25,
+    "car": 26,
+    "truck": 27,
+    "bus": 28,
+    "train": 31,
+    "motorcycle": 32,
+    "bicycle": 33,
+}
 HEIGHT, WIDTH = 128, 256  # an eighth of Cityscapes' 1024 x 2048
 
 
@@ -46,7 +57,8 @@ def _write_semantic(root: Path, rng: np.random.Generator) -> dict[str, np.ndarra
             image_dir.mkdir(parents=True, exist_ok=True)
             label_dir.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(
-                image_dir / f"{frame}_leftImg8bit.png")
+                image_dir / f"{frame}_leftImg8bit.png"
+            )
             train_ids = rng.integers(0, 19, (HEIGHT, WIDTH), dtype=np.uint8)
             train_ids[-8:] = 255
             Image.fromarray(train_ids).save(label_dir / f"{frame}_gtFine_labelTrainIds.png")
@@ -66,8 +78,9 @@ def test_upernet_cityscapes_config_reads_label_train_ids(tmp_path, arch):
     val, _ = _build(f"upernet_lwplgvit_{arch}_cityscapes.py", "val_dataloader", tmp_path)
     assert len(val) == 1
     sample = val[0]["data_samples"]
-    assert sample.img_path.endswith("leftImg8bit/val/frankfurt/"
-                                    "frankfurt_000000_000294_leftImg8bit.png")
+    assert sample.img_path.endswith(
+        "leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png"
+    )
     assert np.array_equal(sample.gt_sem_seg.data.numpy()[0], labels["frankfurt_000000_000294"])
 
 
@@ -84,25 +97,44 @@ def test_maskrcnn_cityscapes_config_reads_instance_annotations(tmp_path, arch):
             file_name = f"{city}/{frame}_leftImg8bit.png"
             (tmp_path / "leftImg8bit" / split / city).mkdir(parents=True, exist_ok=True)
             Image.fromarray(sample.image).save(tmp_path / "leftImg8bit" / split / file_name)
-            images.append(dict(id=index + 1, file_name=file_name, height=HEIGHT, width=WIDTH,
-                               segm_file=f"{city}/{frame}_gtFine_instanceIds.png"))
+            images.append(
+                dict(
+                    id=index + 1,
+                    file_name=file_name,
+                    height=HEIGHT,
+                    width=WIDTH,
+                    segm_file=f"{city}/{frame}_gtFine_instanceIds.png",
+                )
+            )
             classes = []
             for shape_index, shape in enumerate(sample.shapes):
                 name = names[(index + shape_index) % len(names)]
                 x0, y0 = shape.polygon.min(axis=0)
                 x1, y1 = shape.polygon.max(axis=0)
-                annotations.append(dict(
-                    id=len(annotations) + 1, image_id=index + 1, category_id=THING_IDS[name],
-                    segmentation=[shape.polygon.reshape(-1).tolist()],
-                    bbox=[x0, y0, x1 - x0, y1 - y0], area=float((x1 - x0) * (y1 - y0)),
-                    iscrowd=0))
+                annotations.append(
+                    dict(
+                        id=len(annotations) + 1,
+                        image_id=index + 1,
+                        category_id=THING_IDS[name],
+                        segmentation=[shape.polygon.reshape(-1).tolist()],
+                        bbox=[x0, y0, x1 - x0, y1 - y0],
+                        area=float((x1 - x0) * (y1 - y0)),
+                        iscrowd=0,
+                    )
+                )
                 classes.append(names.index(name))
             written[frame] = (classes, sample)
         ann_file = tmp_path / "annotations" / f"instancesonly_filtered_gtFine_{split}.json"
         ann_file.parent.mkdir(exist_ok=True)
-        ann_file.write_text(json.dumps(dict(
-            images=images, annotations=annotations,
-            categories=[dict(id=i, name=n) for n, i in THING_IDS.items()])))
+        ann_file.write_text(
+            json.dumps(
+                dict(
+                    images=images,
+                    annotations=annotations,
+                    categories=[dict(id=i, name=n) for n, i in THING_IDS.items()],
+                )
+            )
+        )
 
     train, cfg = _build(f"maskrcnn_lwplgvit_{arch}_cityscapes.py", "train_dataloader", tmp_path)
     assert cfg.model.roi_head.bbox_head.num_classes == 8

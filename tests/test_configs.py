@@ -2,6 +2,7 @@
 states (optimizer, schedule, crops, classes, published reference), the model it builds (neck /
 head input channels equal the backbone's ``out_channels``), the parameters it exempts from
 weight decay, and one test-mode forward pass on a 64 x 64 image."""
+
 from __future__ import annotations
 
 import re
@@ -22,29 +23,52 @@ import plgvit_mm  # noqa: E402,F401  (registers the backbones)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "configs"
-CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.py")
-                 if "_base_" not in p.parts and not p.name.startswith("mono3d_"))
-NAME = re.compile(r"^(maskrcnn|cascade_maskrcnn|fasterrcnn|upernet)_"
-                  r"(lwplgvit_a|lwplgvit_r|plgvit_tiny|nat_mini|nat_tiny|nat_small|nat_base|"
-                  r"dinat_tiny)_(coco|ade20k|cityscapes|bdd100k|synthetic)(_3x)?\.py$")
+CONFIGS = sorted(
+    p
+    for p in CONFIG_DIR.rglob("*.py")
+    if "_base_" not in p.parts and not p.name.startswith("mono3d_")
+)
+NAME = re.compile(
+    r"^(maskrcnn|cascade_maskrcnn|fasterrcnn|upernet)_"
+    r"(lwplgvit_a|lwplgvit_r|plgvit_tiny|nat_mini|nat_tiny|nat_small|nat_base|"
+    r"dinat_tiny)_(coco|ade20k|cityscapes|bdd100k|synthetic)(_3x)?\.py$"
+)
 BACKBONE = {  # name in the file name -> (type, arch)
-    "lwplgvit_a": ("LWPLGViT", "a"), "lwplgvit_r": ("LWPLGViT", "r"),
-    "plgvit_tiny": ("PLGViT", "tiny"), "nat_mini": ("NAT", "mini"), "nat_tiny": ("NAT", "tiny"),
-    "nat_small": ("NAT", "small"), "nat_base": ("NAT", "base"), "dinat_tiny": ("DiNAT", "tiny")}
+    "lwplgvit_a": ("LWPLGViT", "a"),
+    "lwplgvit_r": ("LWPLGViT", "r"),
+    "plgvit_tiny": ("PLGViT", "tiny"),
+    "nat_mini": ("NAT", "mini"),
+    "nat_tiny": ("NAT", "tiny"),
+    "nat_small": ("NAT", "small"),
+    "nat_base": ("NAT", "base"),
+    "dinat_tiny": ("DiNAT", "tiny"),
+}
 # Published references (shared/design/nat.md section 5; DiNAT paper): the header must quote them.
 PUBLISHED = {
-    "maskrcnn_nat_mini_coco": "46.5 / 41.7", "maskrcnn_nat_tiny_coco": "47.7 / 42.6",
-    "maskrcnn_nat_small_coco": "48.4 / 43.2", "maskrcnn_dinat_tiny_coco": "48.6 / 43.5",
-    "cascade_maskrcnn_nat_mini_coco": "50.3 / 43.6", "cascade_maskrcnn_nat_tiny_coco": "51.4 / 44.5",
+    "maskrcnn_nat_mini_coco": "46.5 / 41.7",
+    "maskrcnn_nat_tiny_coco": "47.7 / 42.6",
+    "maskrcnn_nat_small_coco": "48.4 / 43.2",
+    "maskrcnn_dinat_tiny_coco": "48.6 / 43.5",
+    "cascade_maskrcnn_nat_mini_coco": "50.3 / 43.6",
+    "cascade_maskrcnn_nat_tiny_coco": "51.4 / 44.5",
     "cascade_maskrcnn_nat_small_coco": "52.0 / 44.9",
     "cascade_maskrcnn_nat_base_coco": "52.3 / 45.1",
-    "upernet_nat_mini_ade20k": "45.1 / 46.4", "upernet_nat_tiny_ade20k": "47.1 / 48.4",
-    "upernet_nat_small_ade20k": "48.0 / 49.5", "upernet_nat_base_ade20k": "48.5 / 49.7",
-    "upernet_dinat_tiny_ade20k": "47.8 / 48.8"}
-NUM_CLASSES = {("maskrcnn", "coco"): 80, ("cascade_maskrcnn", "coco"): 80,
-               ("upernet", "ade20k"): 150, ("upernet", "cityscapes"): 19,
-               ("maskrcnn", "cityscapes"): 8, ("fasterrcnn", "bdd100k"): 10,
-               ("upernet", "bdd100k"): 19, ("maskrcnn", "synthetic"): 3}
+    "upernet_nat_mini_ade20k": "45.1 / 46.4",
+    "upernet_nat_tiny_ade20k": "47.1 / 48.4",
+    "upernet_nat_small_ade20k": "48.0 / 49.5",
+    "upernet_nat_base_ade20k": "48.5 / 49.7",
+    "upernet_dinat_tiny_ade20k": "47.8 / 48.8",
+}
+NUM_CLASSES = {
+    ("maskrcnn", "coco"): 80,
+    ("cascade_maskrcnn", "coco"): 80,
+    ("upernet", "ade20k"): 150,
+    ("upernet", "cityscapes"): 19,
+    ("maskrcnn", "cityscapes"): 8,
+    ("fasterrcnn", "bdd100k"): 10,
+    ("upernet", "bdd100k"): 19,
+    ("maskrcnn", "synthetic"): 3,
+}
 ZERO_DECAY_KEYS = ("norm", "rpb", "relative_position_bias_table")
 
 
@@ -57,14 +81,31 @@ def _parse(path: Path) -> tuple[str, str, str, bool]:
 
 def test_every_required_config_exists():
     names = {p.name for p in CONFIGS}
-    required = {f"maskrcnn_{b}_coco{s}.py" for s in ("", "_3x")
-                for b in ("lwplgvit_a", "lwplgvit_r", "plgvit_tiny", "nat_mini", "nat_tiny",
-                          "nat_small", "dinat_tiny")}
+    required = {
+        f"maskrcnn_{b}_coco{s}.py"
+        for s in ("", "_3x")
+        for b in (
+            "lwplgvit_a",
+            "lwplgvit_r",
+            "plgvit_tiny",
+            "nat_mini",
+            "nat_tiny",
+            "nat_small",
+            "dinat_tiny",
+        )
+    }
     required |= {f"cascade_maskrcnn_nat_{a}_coco_3x.py" for a in ("mini", "tiny", "small", "base")}
     required |= {f"upernet_{b}_ade20k.py" for b in BACKBONE}
-    required |= {f"{m}_lwplgvit_{a}_{d}.py" for a in ("a", "r")
-                 for m, d in (("upernet", "cityscapes"), ("maskrcnn", "cityscapes"),
-                              ("fasterrcnn", "bdd100k"), ("upernet", "bdd100k"))}
+    required |= {
+        f"{m}_lwplgvit_{a}_{d}.py"
+        for a in ("a", "r")
+        for m, d in (
+            ("upernet", "cityscapes"),
+            ("maskrcnn", "cityscapes"),
+            ("fasterrcnn", "bdd100k"),
+            ("upernet", "bdd100k"),
+        )
+    }
     assert required <= names, sorted(required - names)
 
 
@@ -101,9 +142,12 @@ def test_config_states_its_recipe(path):
         assert (optimizer.lr, cfg.train_cfg.max_iters) == (8e-4, 1250)
     elif detection:
         assert (optimizer.lr, optimizer.weight_decay) == (1e-4, 0.05)
-        epochs, milestones = {("coco", False): (12, [8, 11]), ("coco", True): (36, [27, 33]),
-                              ("cityscapes", False): (8, [7]),
-                              ("bdd100k", False): (12, [8, 11])}[(dataset, three_x)]
+        epochs, milestones = {
+            ("coco", False): (12, [8, 11]),
+            ("coco", True): (36, [27, 33]),
+            ("cityscapes", False): (8, [7]),
+            ("bdd100k", False): (12, [8, 11]),
+        }[(dataset, three_x)]
         assert cfg.train_cfg.max_epochs == epochs
         assert cfg.param_scheduler[1].milestones == milestones
     else:
@@ -115,13 +159,16 @@ def test_config_states_its_recipe(path):
         assert (poly.type, poly.power, poly.end) == ("PolyLR", 1.0, iters)
         crop = (512, 512) if dataset == "ade20k" else (512, 1024)
         assert cfg.model.data_preprocessor.size == crop
-        crops = [t.crop_size for t in cfg.train_dataloader.dataset.pipeline
-                 if t.type == "RandomCrop"]
+        crops = [
+            t.crop_size for t in cfg.train_dataloader.dataset.pipeline if t.type == "RandomCrop"
+        ]
         assert crops == [crop]
     if dataset == "coco":  # multi-scale + DETR-style crop augmentation
         choice = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == "RandomChoice"]
         assert [[s.type for s in branch] for branch in choice[0].transforms] == [
-            ["RandomChoiceResize"], ["RandomChoiceResize", "RandomCrop", "RandomChoiceResize"]]
+            ["RandomChoiceResize"],
+            ["RandomChoiceResize", "RandomCrop", "RandomChoiceResize"],
+        ]
 
     num_classes = NUM_CLASSES[(model_name, dataset)]
     if detection:
@@ -150,9 +197,11 @@ def _test_batch(detection: bool, size: int = 64) -> dict:
     meta = dict(img_shape=(size, size), ori_shape=(size, size), scale_factor=(1.0, 1.0))
     if detection:
         from mmdet.structures import DetDataSample
+
         sample = DetDataSample(metainfo=meta)
     else:
         from mmseg.structures import SegDataSample
+
         sample = SegDataSample(metainfo=meta)
     return dict(inputs=[image], data_samples=[sample])
 
@@ -180,8 +229,9 @@ def test_config_builds_model_and_predicts(path):
 
     # weight decay: zero exactly for norms and relative position biases
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {id(p): g["weight_decay"] for g in optim_wrapper.optimizer.param_groups
-             for p in g["params"]}
+    decay = {
+        id(p): g["weight_decay"] for g in optim_wrapper.optimizer.param_groups for p in g["params"]
+    }
     base_decay = cfg.optim_wrapper.optimizer.weight_decay
     names = dict(model.named_parameters())
     for name, param in names.items():

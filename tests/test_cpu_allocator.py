@@ -1,4 +1,5 @@
 """CPU allocator setting: freed memory is reused without page faults, modes are reported."""
+
 import platform
 import subprocess
 import sys
@@ -28,13 +29,19 @@ FAULTS_SCRIPT = textwrap.dedent("""
 
 
 def _faults(mode: str) -> tuple[str, list[int]]:
-    out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT, mode], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", FAULTS_SCRIPT, mode],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return out[0], [int(n) for n in out[1:]]
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="glibc malloc only")
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc malloc only"
+)
 def test_retain_reuses_freed_memory_without_page_faults():
     pages = 64 * 2**20 // 4096
     system_mode, system_faults = _faults("system")

@@ -1,6 +1,7 @@
 """``randomness=dict(seed=..., deterministic=True)``: two CPU training runs of the same config
 (UperNet + LW-PLG-ViT-A, random resize/crop/flip and drop path) log identical losses; a run with
 another seed does not (so the comparison can fail)."""
+
 from __future__ import annotations
 
 from pathlib import Path

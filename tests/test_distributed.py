@@ -2,6 +2,7 @@
 UperNet + LW-PLG-ViT-A config: gradients are all-reduced (both ranks end with bit-identical
 parameters; BN running statistics stay per process), only rank 0 writes the checkpoint (holding both ranks' random states), and
 ``--resume`` continues the two-process run."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ class DumpRankParamsHook(Hook):
         torch.save(params, f"{runner.work_dir}/params_rank{get_rank()}.pth")
 '''
 
-SUFFIX = '''
+SUFFIX = """
 custom_imports = dict(imports=['plgvit_mm', 'plgvit_mm.engine', 'dump_rank_params'],
                       allow_failed_imports=False)
 # torch's SyncBatchNorm runs on GPUs only: the CPU/gloo test uses per-process BN in the heads
@@ -44,15 +45,32 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model.update(decode_head=dict(model['decode_head'], norm_cfg=norm_cfg),
              auxiliary_head=dict(model['auxiliary_head'], norm_cfg=norm_cfg))
 custom_hooks = [dict(type='DumpRankParamsHook')]
-'''
+"""
 
 
 def dist_train(config: Path, work_dir: Path, *extra: str, port: int) -> str:
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{config.parent}", OMP_NUM_THREADS="1",
-               PYTHON=str(Path(os.sys.executable)), PORT=str(port))
-    result = subprocess.run(["bash", str(REPO / "tools" / "dist_train.sh"), str(config), "2",
-                             "--work-dir", str(work_dir), *extra],
-                            env=env, capture_output=True, text=True, timeout=400)
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{REPO}{os.pathsep}{config.parent}",
+        OMP_NUM_THREADS="1",
+        PYTHON=str(Path(os.sys.executable)),
+        PORT=str(port),
+    )
+    result = subprocess.run(
+        [
+            "bash",
+            str(REPO / "tools" / "dist_train.sh"),
+            str(config),
+            "2",
+            "--work-dir",
+            str(work_dir),
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     return log
@@ -75,11 +93,15 @@ def test_two_process_gloo_training_syncs_saves_once_and_resumes(tmp_path):
     for key, value in first[0].items():
         assert torch.equal(checkpoint["state_dict"][key], value), key
     assert sorted(p.name for p in work_dir.glob("*.pth")) == [
-        "iter_2.pth", "params_rank0.pth", "params_rank1.pth"]
+        "iter_2.pth",
+        "params_rank0.pth",
+        "params_rank1.pth",
+    ]
     assert not list(work_dir.glob("*.partial"))
 
-    log = dist_train(config, work_dir, "--resume", "--cfg-options", "train_cfg.max_iters=4",
-                     port=29612)
+    log = dist_train(
+        config, work_dir, "--resume", "--cfg-options", "train_cfg.max_iters=4", port=29612
+    )
     assert "resumed epoch: 0, iter: 2" in log
     assert (work_dir / "last_checkpoint").read_text() == str(work_dir / "iter_4.pth")
     assert sorted(logged_losses(work_dir)) == [1, 2, 3, 4]

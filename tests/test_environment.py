@@ -1,5 +1,6 @@
 """The installed stack works together: mmcv's compiled ops, mmdet's Mask R-CNN and mmseg's
 UperNet build and predict on CPU with torch 2.14, and plgvit_mm imports with everything."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The shared MAC counter: published NAT numbers and hand-counted modules."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,18 +40,23 @@ def _linear_macs(tokens: int, fan_in: int, fan_out: int) -> int:
     return tokens * fan_in * fan_out
 
 
-@pytest.mark.parametrize(("shape", "kernel", "dilation", "padded"), [
-    ((2, 10, 12, 64), 7, 1, (10, 12)),
-    ((1, 5, 9, 64), 7, 1, (7, 9)),      # legacy padding: qkv and attention on 7 x 9
-    ((1, 10, 16, 64), 7, 2, (14, 16)),  # dilation 2 needs 14 rows
-])
+@pytest.mark.parametrize(
+    ("shape", "kernel", "dilation", "padded"),
+    [
+        ((2, 10, 12, 64), 7, 1, (10, 12)),
+        ((1, 5, 9, 64), 7, 1, (7, 9)),  # legacy padding: qkv and attention on 7 x 9
+        ((1, 10, 16, 64), 7, 2, (14, 16)),  # dilation 2 needs 14 rows
+    ],
+)
 def test_neighborhood_attention_layer_is_counted_exactly(shape, kernel, dilation, padded):
     batch, height, width, dim = shape
     layer = NeighborhoodAttention2D(dim, 2, kernel, dilation=dilation)
     hp, wp = padded
-    expected = (batch * _linear_macs(hp * wp, dim, 3 * dim)      # qkv on the padded map
-                + batch * _linear_macs(height * width, dim, dim)  # proj after cropping
-                + batch * 2 * hp * wp * kernel**2 * dim)         # q.k and attn.v
+    expected = (
+        batch * _linear_macs(hp * wp, dim, 3 * dim)  # qkv on the padded map
+        + batch * _linear_macs(height * width, dim, dim)  # proj after cropping
+        + batch * 2 * hp * wp * kernel**2 * dim
+    )  # q.k and attn.v
     result = count_macs(layer, torch.randn(shape))
     assert result.total == expected
     assert result.attention == batch * 2 * hp * wp * kernel**2 * dim

@@ -1,4 +1,5 @@
 """Exact 2D, rotated BEV and 3D overlaps against grid estimates and closed forms."""
+
 import numpy as np
 import pytest
 
@@ -14,10 +15,15 @@ from plgvit_mm.structures import box_corners
 
 
 def random_boxes(rng, n, spread=2.0):
-    return np.c_[rng.uniform(-spread, spread, n), rng.uniform(0, 1, n),
-                 rng.uniform(-spread, spread, n), rng.uniform(0.5, 2, (n, 1)),
-                 rng.uniform(0.5, 2, (n, 1)), rng.uniform(1, 5, (n, 1)),
-                 rng.uniform(-np.pi, np.pi, n)]
+    return np.c_[
+        rng.uniform(-spread, spread, n),
+        rng.uniform(0, 1, n),
+        rng.uniform(-spread, spread, n),
+        rng.uniform(0.5, 2, (n, 1)),
+        rng.uniform(0.5, 2, (n, 1)),
+        rng.uniform(1, 5, (n, 1)),
+        rng.uniform(-np.pi, np.pi, n),
+    ]
 
 
 def to_local(points, box):
@@ -39,8 +45,9 @@ def test_bev_intersection_matches_monte_carlo():
         corners = box_corners(a[i])
         u, v = rng.uniform(-0.5, 0.5, (2, 400_000, 1))
         origin = a[i, [0, 2]]
-        points = (origin + u * (corners[0] - corners[3])[[0, 2]]
-                  + v * (corners[0] - corners[1])[[0, 2]])
+        points = (
+            origin + u * (corners[0] - corners[3])[[0, 2]] + v * (corners[0] - corners[1])[[0, 2]]
+        )
         local = to_local(points, b[i])
         inside = (np.abs(local[:, 0]) <= b[i, 5] / 2) & (np.abs(local[:, 1]) <= b[i, 4] / 2)
         estimate[i] = inside.mean() * a[i, 4] * a[i, 5]
@@ -58,13 +65,14 @@ def test_identical_and_symmetric_boxes():
     square = np.array([0.0, 1.0, 10.0, 1.5, 2.0, 2.0, 0.0])
     assert bev_iou(square, np.r_[square[:6], np.pi / 2]) == pytest.approx(1.0, abs=1e-12)
     other = random_boxes(rng, 200)
-    np.testing.assert_allclose(bev_iou(boxes[:, None], other[None]),
-                               bev_iou(other[:, None], boxes[None]).T, atol=1e-12)
+    np.testing.assert_allclose(
+        bev_iou(boxes[:, None], other[None]), bev_iou(other[:, None], boxes[None]).T, atol=1e-12
+    )
 
 
 def test_closed_forms():
     a = np.array([0.0, 2.0, 10.0, 2.0, 2.0, 4.0, 0.0])  # BEV 4 x 2 m, y in [0, 2]
-    shifted = a + [1.0, 0.5, 0, 0, 0, 0, 0]               # BEV overlap 3 x 2, height 1.5
+    shifted = a + [1.0, 0.5, 0, 0, 0, 0, 0]  # BEV overlap 3 x 2, height 1.5
     bev, iou3d = bev_and_3d_iou(a, shifted)
     assert bev == pytest.approx(6 / 10)
     assert iou3d == pytest.approx(9 / (16 + 16 - 9))

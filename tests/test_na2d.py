@@ -1,4 +1,5 @@
 """Neighborhood attention op vs an independent brute-force oracle (nat.md §1), CPU, float64."""
+
 from __future__ import annotations
 
 import random
@@ -56,13 +57,26 @@ def oracle_na2d(q, k, v, kernel, dilation, rpb, scale):
     return out.view(batch, heads, height, width, dim).permute(0, 2, 3, 1, 4)
 
 
-def make_inputs(batch, height, width, heads, dim, kernel, with_rpb=True, dtype=torch.float64,
-                requires_grad=False, seed=0):
+def make_inputs(
+    batch,
+    height,
+    width,
+    heads,
+    dim,
+    kernel,
+    with_rpb=True,
+    dtype=torch.float64,
+    requires_grad=False,
+    seed=0,
+):
     gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(batch, height, width, heads, dim, generator=gen, dtype=dtype)
-               for _ in range(3))
+    q, k, v = (
+        torch.randn(batch, height, width, heads, dim, generator=gen, dtype=dtype) for _ in range(3)
+    )
     ky, kx = kernel
-    rpb = torch.randn(heads, 2 * ky - 1, 2 * kx - 1, generator=gen, dtype=dtype) if with_rpb else None
+    rpb = (
+        torch.randn(heads, 2 * ky - 1, 2 * kx - 1, generator=gen, dtype=dtype) if with_rpb else None
+    )
     tensors = [q, k, v] + ([rpb] if with_rpb else [])
     for t in tensors:
         t.requires_grad_(requires_grad)
@@ -126,14 +140,25 @@ def _sampled_forward_cases():
             width = side + rng.choice((0, 2, 3 * dilation + 1))
             if side > 24:  # keep the (HW)^2 oracle small
                 height, width = side, side + 1
-            cases.append((height, width, kernel, dilation, rng.choice((1, 2)), rng.choice((1, 3)),
-                          rng.random() < 0.75))
+            cases.append(
+                (
+                    height,
+                    width,
+                    kernel,
+                    dilation,
+                    rng.choice((1, 2)),
+                    rng.choice((1, 3)),
+                    rng.random() < 0.75,
+                )
+            )
     # exact k*d maps, (y, x) kernel/dilation pairs
     cases += [(9, 9, 3, 3, 2, 2, True), (7, 7, 7, 1, 1, 2, False), (12, 20, 3, 4, 1, 1, True)]
     return cases
 
 
-@pytest.mark.parametrize("height,width,kernel,dilation,batch,heads,with_rpb", _sampled_forward_cases())
+@pytest.mark.parametrize(
+    "height,width,kernel,dilation,batch,heads,with_rpb", _sampled_forward_cases()
+)
 def test_forward_matches_oracle(height, width, kernel, dilation, batch, heads, with_rpb):
     pair = (kernel, kernel)
     q, k, v, rpb = make_inputs(batch, height, width, heads, 4, pair, with_rpb)
@@ -143,12 +168,15 @@ def test_forward_matches_oracle(height, width, kernel, dilation, batch, heads, w
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kernel,dilation,size", [((3, 5), (2, 1), (8, 9)), ((5, 3), (1, 3), (6, 10))])
+@pytest.mark.parametrize(
+    "kernel,dilation,size", [((3, 5), (2, 1), (8, 9)), ((5, 3), (1, 3), (6, 10))]
+)
 def test_forward_matches_oracle_per_axis_pairs(kernel, dilation, size):
     q, k, v, rpb = make_inputs(2, *size, 2, 3, kernel)
     out = na2d(q, k, v, kernel, dilation, rpb=rpb, scale=0.7)
-    torch.testing.assert_close(out, oracle_na2d(q, k, v, kernel, dilation, rpb, 0.7),
-                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        out, oracle_na2d(q, k, v, kernel, dilation, rpb, 0.7), rtol=0, atol=1e-12
+    )
 
 
 def test_chunked_tiles_match_single_chunk(monkeypatch):
@@ -198,8 +226,10 @@ def test_gradcheck(size, kernel, dilation):
 
 def test_backward_is_deterministic():
     q, k, v, rpb = make_inputs(2, 15, 17, 2, 8, (5, 5), dtype=torch.float32, requires_grad=True)
-    grads = [torch.autograd.grad(na2d(q, k, v, 5, 2, rpb=rpb).square().sum(), (q, k, v, rpb))
-             for _ in range(2)]
+    grads = [
+        torch.autograd.grad(na2d(q, k, v, 5, 2, rpb=rpb).square().sum(), (q, k, v, rpb))
+        for _ in range(2)
+    ]
     for a, b in zip(*grads, strict=True):
         assert torch.equal(a, b)
 
@@ -240,11 +270,15 @@ def _bad_call(**overrides):
         (dict(dilation=0), "dilation must be >= 1, got 0"),
         (dict(dilation=3), r"height 8 < kernel_size \* dilation = 3 \* 3 = 9"),
         (dict(kernel_size=(3, 5), dilation=(1, 2), rpb=None), r"width 9 < .* 5 \* 2 = 10"),
-        (dict(k=torch.zeros(1, 8, 9, 2, 5, dtype=torch.float64)),
-         r"k shape \(1, 8, 9, 2, 5\) != q shape \(1, 8, 9, 2, 4\)"),
+        (
+            dict(k=torch.zeros(1, 8, 9, 2, 5, dtype=torch.float64)),
+            r"k shape \(1, 8, 9, 2, 5\) != q shape \(1, 8, 9, 2, 4\)",
+        ),
         (dict(v=torch.zeros(1, 8, 9, 2, 4)), "v dtype torch.float32 != q dtype torch.float64"),
-        (dict(v=torch.zeros(1, 8, 9, 2, 4, dtype=torch.float64, device="meta")),
-         "v device meta != q device cpu"),
+        (
+            dict(v=torch.zeros(1, 8, 9, 2, 4, dtype=torch.float64, device="meta")),
+            "v device meta != q device cpu",
+        ),
         (dict(q=torch.zeros(8, 9, 2, 4)), r"q must be \(B, H, W, heads, head_dim\)"),
         (dict(rpb=torch.zeros(2, 5, 4)), r"rpb shape \(2, 5, 4\) != .* = \(2, 5, 5\)"),
         (dict(rpb=torch.zeros(3, 5, 5)), r"rpb shape \(3, 5, 5\)"),
@@ -308,11 +342,19 @@ def test_module_parameters_and_forward():
     torch.manual_seed(0)
     module = NeighborhoodAttention2D(12, 3, 5, dilation=2).double()
     assert {n: tuple(p.shape) for n, p in module.named_parameters()} == {
-        "qkv.weight": (36, 12), "qkv.bias": (36,), "rpb": (3, 9, 9),
-        "proj.weight": (12, 12), "proj.bias": (12,),
+        "qkv.weight": (36, 12),
+        "qkv.bias": (36,),
+        "rpb": (3, 9, 9),
+        "proj.weight": (12, 12),
+        "proj.bias": (12,),
     }
     assert 0.005 < module.rpb.std().item() < 0.04  # trunc_normal_(std=.02)
-    assert (module.dim, module.num_heads, module.kernel_size, module.dilation) == (12, 3, (5, 5), (2, 2))
+    assert (module.dim, module.num_heads, module.kernel_size, module.dilation) == (
+        12,
+        3,
+        (5, 5),
+        (2, 2),
+    )
     assert module.attention_macs(14, 16) == 2 * 14 * 16 * 25 * 12
     assert "kernel_size=(5, 5), dilation=(2, 2)" in repr(module)
     with torch.no_grad():
@@ -382,8 +424,9 @@ def test_nat_tiny_stage1_800x1216_forward_fits_2gib():
         print((after - before) * 1024)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
     peak_increase = int(result.stdout.split()[-1])
     assert peak_increase < 2 * 1024**3, f"peak RSS grew by {peak_increase / 2**20:.0f} MiB"
 

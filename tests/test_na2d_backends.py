@@ -1,6 +1,7 @@
 """GPU backends of na2d vs the reference: Triton kernels in the Triton interpreter on CPU (a
 subprocess, since TRITON_INTERPRET must be set before the kernels are defined), eager flex on
 CPU, and the real compiled paths when CUDA is present."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,10 @@ CASES = [  # batch, height, width, heads, head_dim, kernel, dilation, with rpb
 
 def _inputs(batch, height, width, heads, dim, kernel, dtype, device="cpu", seed=0):
     gen = torch.Generator().manual_seed(seed)
-    qkv = [torch.randn(batch, height, width, heads, dim, generator=gen, dtype=torch.float64)
-           for _ in range(3)]
+    qkv = [
+        torch.randn(batch, height, width, heads, dim, generator=gen, dtype=torch.float64)
+        for _ in range(3)
+    ]
     rpb = torch.randn(heads, 2 * kernel - 1, 2 * kernel - 1, generator=gen, dtype=torch.float64)
     return [t.to(device=device, dtype=dtype).requires_grad_() for t in (*qkv, rpb)]
 
@@ -65,8 +68,9 @@ def test_triton_kernels_in_interpreter_match_reference():
         """
     )
     env = dict(os.environ, TRITON_INTERPRET="1")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("ok") == len(CASES)
 
@@ -112,15 +116,18 @@ def test_triton_is_the_cuda_default_and_deterministic():
     q, k, v, rpb = _inputs(1, 30, 31, 2, 32, 7, torch.bfloat16, device="cuda")
     assert select_backend("auto", q, rpb, 0.0)[0] == "triton"
     assert select_backend("auto", q, rpb, 0.1)[0] == "reference"  # dropout falls back
-    grads = [torch.autograd.grad(na2d(q, k, v, 7, rpb=rpb).float().square().sum(), (q, k, v, rpb))
-             for _ in range(2)]
+    grads = [
+        torch.autograd.grad(na2d(q, k, v, 7, rpb=rpb).float().square().sum(), (q, k, v, rpb))
+        for _ in range(2)
+    ]
     for a, b in zip(*grads, strict=True):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("size,kernel,dilation", [((20, 37), (7, 7), (1, 1)),
-                                                  ((33, 50), (5, 3), (3, 2)),
-                                                  ((16, 48), (3, 3), (1, 1))])
+@pytest.mark.parametrize(
+    "size,kernel,dilation",
+    [((20, 37), (7, 7), (1, 1)), ((33, 50), (5, 3), (3, 2)), ((16, 48), (3, 3), (1, 1))],
+)
 def test_flex_block_mask_equals_generic_block_mask(size, kernel, dilation):
     """The tile-reach block mask keeps exactly the blocks flex's own create_block_mask keeps."""
     from torch.nn.attention.flex_attention import create_block_mask

@@ -1,4 +1,5 @@
 """The CSR (exact k^2) CPU path of neighborhood attention vs the float64 oracle and tiled path."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,10 +29,14 @@ def test_pattern_rows_and_transpose_match_the_axis_tables():
     pattern = csr_pattern(size, kernel, dilation, 2, 1, torch.device("cpu"))
     rows, cols = axis_neighbors(9, 3, 2), axis_neighbors(11, 5, 1)
     values = torch.arange(1, pattern.col.numel() + 1, dtype=torch.float64)  # all nonzero
-    dense = torch.sparse_csr_tensor(pattern.crow, pattern.col, values, pattern.size,
-                                    check_invariants=True).to_dense()
+    dense = torch.sparse_csr_tensor(
+        pattern.crow, pattern.col, values, pattern.size, check_invariants=True
+    ).to_dense()
     dense_t = torch.sparse_csr_tensor(
-        pattern.crow_t, pattern.col_t, values[pattern.perm.long()], pattern.size,
+        pattern.crow_t,
+        pattern.col_t,
+        values[pattern.perm.long()],
+        pattern.size,
         check_invariants=True,
     ).to_dense()
     assert torch.equal(dense_t, dense.T)  # the key-major pattern is the exact transpose
@@ -39,8 +44,9 @@ def test_pattern_rows_and_transpose_match_the_axis_tables():
     for block in range(2):
         for y, x in ((0, 0), (4, 7), (8, 10)):
             row = block * n + y * 11 + x
-            expected = sorted(block * n + int(ky) * 11 + int(kx)
-                              for ky in rows[0][y] for kx in cols[0][x])
+            expected = sorted(
+                block * n + int(ky) * 11 + int(kx) for ky in rows[0][y] for kx in cols[0][x]
+            )
             assert dense[row].nonzero().flatten().tolist() == expected
 
 
@@ -77,8 +83,10 @@ def test_csr_equals_tiled_path_and_backward_is_deterministic():
     tiled = na2d_reference.na2d_tiled(q, k, v, (5, 5), (2, 1), rpb, 0.3)
     fast = _csr(q, k, v, (5, 5), (2, 1), rpb, 0.3)
     torch.testing.assert_close(fast, tiled, rtol=0, atol=1e-6)
-    grads = [torch.autograd.grad(_csr(q, k, v, (5, 5), (2, 1), rpb, 0.3).square().sum(),
-                                 (q, k, v, rpb)) for _ in range(2)]
+    grads = [
+        torch.autograd.grad(_csr(q, k, v, (5, 5), (2, 1), rpb, 0.3).square().sum(), (q, k, v, rpb))
+        for _ in range(2)
+    ]
     for a, b in zip(*grads, strict=True):
         assert torch.equal(a, b)
 
@@ -98,8 +106,10 @@ def test_reference_dispatch():
 def test_tiled_chunks_match_single_chunk(monkeypatch):
     q, k, v, rpb = make_inputs(2, 19, 23, 2, 4, (5, 5))
     whole = na2d_reference.na2d_tiled(q, k, v, (5, 5), (2, 2), rpb, 0.5)
-    torch.testing.assert_close(whole, oracle_na2d(q, k, v, (5, 5), (2, 2), rpb, 0.5),
-                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        whole, oracle_na2d(q, k, v, (5, 5), (2, 2), rpb, 0.5), rtol=0, atol=1e-12
+    )
     monkeypatch.setattr(na2d_reference, "CHUNK_LOGITS", 1)  # one tile per chunk
-    torch.testing.assert_close(na2d_reference.na2d_tiled(q, k, v, (5, 5), (2, 2), rpb, 0.5),
-                               whole, rtol=0, atol=0)
+    torch.testing.assert_close(
+        na2d_reference.na2d_tiled(q, k, v, (5, 5), (2, 2), rpb, 0.5), whole, rtol=0, atol=0
+    )

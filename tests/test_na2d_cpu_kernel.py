@@ -1,4 +1,5 @@
 """The fused C++ CPU neighborhood-attention forward vs the brute-force oracle and the reference."""
+
 from __future__ import annotations
 
 import warnings
@@ -22,13 +23,13 @@ def _kernel(q, k, v, kernel, dilation, rpb, scale):
 
 
 CASES = [  # size, kernel, dilation, batch, heads, head_dim, with rpb
-    ((13, 17), (3, 5), (2, 1), 2, 3, 8, True),   # one border chunk per row, dilated rows
+    ((13, 17), (3, 5), (2, 1), 2, 3, 8, True),  # one border chunk per row, dilated rows
     ((30, 31), (7, 7), (2, 3), 1, 2, 32, True),  # dilated columns: interior and border chunks
-    ((7, 7), (7, 7), (1, 1), 1, 4, 32, True),    # every window is the whole map
+    ((7, 7), (7, 7), (1, 1), 1, 4, 32, True),  # every window is the whole map
     ((14, 14), (7, 7), (1, 1), 1, 2, 32, False),  # no bias
-    ((21, 9), (5, 3), (1, 3), 2, 2, 12, True),   # head_dim not a multiple of 8, W < 2 chunks
-    ((9, 40), (3, 9), (3, 1), 1, 1, 5, True),    # wide kernel, odd head_dim
-    ((9, 17), (3, 3), (1, 5), 1, 2, 8, True),    # float64 (4 lanes): a chunk gathered per lane
+    ((21, 9), (5, 3), (1, 3), 2, 2, 12, True),  # head_dim not a multiple of 8, W < 2 chunks
+    ((9, 40), (3, 9), (3, 1), 1, 1, 5, True),  # wide kernel, odd head_dim
+    ((9, 17), (3, 3), (1, 5), 1, 2, 8, True),  # float64 (4 lanes): a chunk gathered per lane
 ]
 
 
@@ -44,8 +45,14 @@ def test_float64_equals_oracle(size, kernel, dilation, batch, heads, dim, with_r
 
 @pytest.mark.parametrize(
     "size,heads,dilation",
-    [((56, 56), 2, 1), ((28, 28), 4, 1), ((14, 14), 8, 1), ((7, 7), 16, 1), ((28, 28), 4, 4),
-     ((25, 61), 2, 3)],  # NAT-T's levels at 224, then DiNAT-style dilations
+    [
+        ((56, 56), 2, 1),
+        ((28, 28), 4, 1),
+        ((14, 14), 8, 1),
+        ((7, 7), 16, 1),
+        ((28, 28), 4, 4),
+        ((25, 61), 2, 3),
+    ],  # NAT-T's levels at 224, then DiNAT-style dilations
 )
 def test_float32_qkv_views_within_1e5_of_float64(size, heads, dilation):
     """The layer's inputs: q, k, v unbound from the (B, H, W, 3, heads, 32) qkv projection."""
@@ -125,9 +132,14 @@ def test_module_in_eval_equals_reference_backend():
     ],
 )
 def test_op_checks_its_arguments(change, message):
-    args = dict(q=torch.zeros(1, 9, 9, 2, 4), k=torch.zeros(1, 9, 9, 2, 4),
-                v=torch.zeros(1, 9, 9, 2, 4), kernel=(3, 3), dilation=(1, 1),
-                rpb=torch.zeros(2, 5, 5))
+    args = dict(
+        q=torch.zeros(1, 9, 9, 2, 4),
+        k=torch.zeros(1, 9, 9, 2, 4),
+        v=torch.zeros(1, 9, 9, 2, 4),
+        kernel=(3, 3),
+        dilation=(1, 1),
+        rpb=torch.zeros(2, 5, 5),
+    )
     args.update(change)
     with pytest.raises(RuntimeError, match=message):
         _kernel(args["q"], args["k"], args["v"], args["kernel"], args["dilation"], args["rpb"], 1.0)
@@ -156,7 +168,10 @@ def test_build_directory_is_per_torch_python_and_cpu(monkeypatch, tmp_path):
     monkeypatch.setenv("PLGVIT_MM_CACHE", str(tmp_path))
     directory = cpu_module.build_directory()
     assert directory.parent == tmp_path / "torch_extensions"
-    assert directory.name.startswith("py") and f"torch{torch.__version__.split('+')[0]}" in directory.name
+    assert (
+        directory.name.startswith("py")
+        and f"torch{torch.__version__.split('+')[0]}" in directory.name
+    )
 
 
 def test_module_calls_the_kernel_exactly_when_na2d_would(monkeypatch):

@@ -3,6 +3,7 @@
 Official key layouts, shapes and a functional forward pass are written here from the spec,
 independently of plgvit_mm's modules; the models must reproduce them exactly.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,45 +35,76 @@ SPEC = {
 }
 # A reduced variant with every feature (layer scale, dilation, small-map padding) for fast
 # numerical checks; head_dim 32 as in the spec.
-SMALL_ARCH = dict(embed_dim=64, depths=(2, 2, 2, 1), num_heads=(2, 4, 8, 16), mlp_ratio=2.0,
-                  layer_scale=1e-5)
+SMALL_ARCH = dict(
+    embed_dim=64, depths=(2, 2, 2, 1), num_heads=(2, 4, 8, 16), mlp_ratio=2.0, layer_scale=1e-5
+)
 
 
-def official_layout(embed_dim: int, depths, heads, mlp_ratio: float, layer_scale, kernel: int = 7,
-                    dense: bool = False, out_indices=(0, 1, 2, 3)) -> dict[str, tuple]:
+def official_layout(
+    embed_dim: int,
+    depths,
+    heads,
+    mlp_ratio: float,
+    layer_scale,
+    kernel: int = 7,
+    dense: bool = False,
+    out_indices=(0, 1, 2, 3),
+) -> dict[str, tuple]:
     """Key -> shape of an official checkpoint (nat.md §4): classifier, or backbone (``dense``)."""
     c = embed_dim
     shapes = {
-        "patch_embed.proj.0.weight": (c // 2, 3, 3, 3), "patch_embed.proj.0.bias": (c // 2,),
-        "patch_embed.proj.1.weight": (c, c // 2, 3, 3), "patch_embed.proj.1.bias": (c,),
-        "patch_embed.norm.weight": (c,), "patch_embed.norm.bias": (c,),
+        "patch_embed.proj.0.weight": (c // 2, 3, 3, 3),
+        "patch_embed.proj.0.bias": (c // 2,),
+        "patch_embed.proj.1.weight": (c, c // 2, 3, 3),
+        "patch_embed.proj.1.bias": (c,),
+        "patch_embed.norm.weight": (c,),
+        "patch_embed.norm.bias": (c,),
     }
     for i, (depth, h) in enumerate(zip(depths, heads, strict=True)):
         d, hidden = c * 2**i, int(c * 2**i * mlp_ratio)
         for j in range(depth):
             p = f"levels.{i}.blocks.{j}."
-            shapes.update({
-                p + "norm1.weight": (d,), p + "norm1.bias": (d,),
-                p + "attn.qkv.weight": (3 * d, d), p + "attn.qkv.bias": (3 * d,),
-                p + "attn.rpb": (h, 2 * kernel - 1, 2 * kernel - 1),
-                p + "attn.proj.weight": (d, d), p + "attn.proj.bias": (d,),
-                p + "norm2.weight": (d,), p + "norm2.bias": (d,),
-                p + "mlp.fc1.weight": (hidden, d), p + "mlp.fc1.bias": (hidden,),
-                p + "mlp.fc2.weight": (d, hidden), p + "mlp.fc2.bias": (d,),
-            })
+            shapes.update(
+                {
+                    p + "norm1.weight": (d,),
+                    p + "norm1.bias": (d,),
+                    p + "attn.qkv.weight": (3 * d, d),
+                    p + "attn.qkv.bias": (3 * d,),
+                    p + "attn.rpb": (h, 2 * kernel - 1, 2 * kernel - 1),
+                    p + "attn.proj.weight": (d, d),
+                    p + "attn.proj.bias": (d,),
+                    p + "norm2.weight": (d,),
+                    p + "norm2.bias": (d,),
+                    p + "mlp.fc1.weight": (hidden, d),
+                    p + "mlp.fc1.bias": (hidden,),
+                    p + "mlp.fc2.weight": (d, hidden),
+                    p + "mlp.fc2.bias": (d,),
+                }
+            )
             if layer_scale is not None:
                 shapes.update({p + "gamma1": (d,), p + "gamma2": (d,)})
         if i < len(depths) - 1:
             p = f"levels.{i}.downsample."
-            shapes.update({p + "reduction.weight": (2 * d, d, 3, 3), p + "norm.weight": (2 * d,),
-                           p + "norm.bias": (2 * d,)})
+            shapes.update(
+                {
+                    p + "reduction.weight": (2 * d, d, 3, 3),
+                    p + "norm.weight": (2 * d,),
+                    p + "norm.bias": (2 * d,),
+                }
+            )
     last = c * 2 ** (len(depths) - 1)
     if dense:
         for i in out_indices:
             shapes.update({f"norm{i}.weight": (c * 2**i,), f"norm{i}.bias": (c * 2**i,)})
     else:
-        shapes.update({"norm.weight": (last,), "norm.bias": (last,),
-                       "head.weight": (1000, last), "head.bias": (1000,)})
+        shapes.update(
+            {
+                "norm.weight": (last,),
+                "norm.bias": (last,),
+                "head.weight": (1000, last),
+                "head.bias": (1000,),
+            }
+        )
     return shapes
 
 
@@ -92,9 +124,11 @@ def random_official_state(layout: dict[str, tuple], seed: int = 0) -> dict[str, 
     return state
 
 
-def reference_forward(state: dict[str, Tensor], x: Tensor, heads, dilations, kernel: int = 7
-                      ) -> tuple[list[Tensor], Tensor]:
+def reference_forward(
+    state: dict[str, Tensor], x: Tensor, heads, dilations, kernel: int = 7
+) -> tuple[list[Tensor], Tensor]:
     """NAT forward written from the spec: level outputs (B, H, W, C) before downsampling, logits."""
+
     def ln(t: Tensor, name: str) -> Tensor:
         return F.layer_norm(t, t.shape[-1:], state[name + ".weight"], state[name + ".bias"])
 
@@ -115,14 +149,16 @@ def reference_forward(state: dict[str, Tensor], x: Tensor, heads, dilations, ker
             a = a.reshape(b, hp, wp, d)[:, :hh, :ww]
             a = F.linear(a, state[p + "attn.proj.weight"], state[p + "attn.proj.bias"])
             x = x + state.get(p + "gamma1", 1.0) * a
-            m = F.gelu(F.linear(ln(x, p + "norm2"), state[p + "mlp.fc1.weight"],
-                                state[p + "mlp.fc1.bias"]))
+            m = F.gelu(
+                F.linear(ln(x, p + "norm2"), state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"])
+            )
             m = F.linear(m, state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"])
             x = x + state.get(p + "gamma2", 1.0) * m
         outs.append(x)
         if i < len(heads) - 1:
-            x = F.conv2d(x.permute(0, 3, 1, 2), state[f"levels.{i}.downsample.reduction.weight"],
-                         None, 2, 1).permute(0, 2, 3, 1)
+            x = F.conv2d(
+                x.permute(0, 3, 1, 2), state[f"levels.{i}.downsample.reduction.weight"], None, 2, 1
+            ).permute(0, 2, 3, 1)
             x = ln(x, f"levels.{i}.downsample.norm")
     logits = None
     if "head.weight" in state:
@@ -132,15 +168,24 @@ def reference_forward(state: dict[str, Tensor], x: Tensor, heads, dilations, ker
 
 def dense_reference(state: dict[str, Tensor], outs: list[Tensor]) -> list[Tensor]:
     """Dense backbone outputs from reference level outputs: norm{i}, then NCHW."""
-    return [F.layer_norm(o, o.shape[-1:], state[f"norm{i}.weight"], state[f"norm{i}.bias"])
-            .permute(0, 3, 1, 2) for i, o in enumerate(outs)]
+    return [
+        F.layer_norm(o, o.shape[-1:], state[f"norm{i}.weight"], state[f"norm{i}.bias"]).permute(
+            0, 3, 1, 2
+        )
+        for i, o in enumerate(outs)
+    ]
 
 
 def to_hf(state: dict[str, Tensor], prefix: str = "nat.") -> dict[str, Tensor]:
     """Official -> HuggingFace layout, written from the key map of nat.md §4."""
-    block_map = {"norm1": "layernorm_before", "attn.rpb": "attention.self.rpb",
-                 "attn.proj": "attention.output.dense", "norm2": "layernorm_after",
-                 "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}
+    block_map = {
+        "norm1": "layernorm_before",
+        "attn.rpb": "attention.self.rpb",
+        "attn.proj": "attention.output.dense",
+        "norm2": "layernorm_after",
+        "mlp.fc1": "intermediate.dense",
+        "mlp.fc2": "output.dense",
+    }
     hf: dict[str, Tensor] = {}
     for key, v in state.items():
         parts = key.split(".")
@@ -158,10 +203,11 @@ def to_hf(state: dict[str, Tensor], prefix: str = "nat.") -> dict[str, Tensor]:
                     hf[f"{base}attention.self.{name}.{parts[-1]}"] = chunk.clone()
             elif rest in ("gamma1", "gamma2"):
                 hf[base + "layer_scale_parameters"] = torch.stack(
-                    [state[key[:-1] + "1"], state[key[:-1] + "2"]])
+                    [state[key[:-1] + "1"], state[key[:-1] + "2"]]
+                )
             else:
                 module = rest if rest == "attn.rpb" else rest.rsplit(".", 1)[0]
-                hf[base + block_map[module] + rest[len(module):]] = v
+                hf[base + block_map[module] + rest[len(module) :]] = v
         elif key.startswith("norm."):
             hf[prefix + "layernorm." + parts[-1]] = v
         elif key.startswith("head."):
@@ -188,8 +234,13 @@ def test_key_layout_and_param_counts_equal_spec(arch):
     for model, target in ((classifier, cls_m), (backbone, backbone_m)):
         count = sum(p.numel() for p in model.parameters()) / 1e6
         assert count == pytest.approx(target, rel=2e-3)
-        assert count == sum(math.prod(s) for s in (cls_layout if model is classifier
-                                                   else dense_layout).values()) / 1e6
+        assert (
+            count
+            == sum(
+                math.prod(s) for s in (cls_layout if model is classifier else dense_layout).values()
+            )
+            / 1e6
+        )
 
 
 def test_dinat_variants_and_schedules():
@@ -200,10 +251,13 @@ def test_dinat_variants_and_schedules():
     assert not any("gamma" in k for k in dinat_small.state_dict())  # DiNAT-S: no layer scale
     assert "levels.0.blocks.0.gamma1" in dinat_base.state_dict()
     assert dinat_small.dilations == ((1, 8, 1), (1, 4, 1, 4), (1, 2) * 9, (1,) * 5)
-    assert dinat_base.dilations == ((1, 28, 1), (1, 7, 1, 14), (1, 3, 1, 5, 1, 7) * 3,
-                                    (1, 3, 1, 3, 1))
-    assert tiny_ade.dilations == ((1, 16, 1), (1, 4, 1, 8), (1, 2, 1, 3, 1, 4) * 3,
-                                  (1, 2, 1, 2, 1))
+    assert dinat_base.dilations == (
+        (1, 28, 1),
+        (1, 7, 1, 14),
+        (1, 3, 1, 5, 1, 7) * 3,
+        (1, 3, 1, 3, 1),
+    )
+    assert tiny_ade.dilations == ((1, 16, 1), (1, 4, 1, 8), (1, 2, 1, 3, 1, 4) * 3, (1, 2, 1, 2, 1))
     attn = tiny_ade.levels[2].blocks[5].attn
     assert (attn.kernel_size, attn.dilation) == ((7, 7), (4, 4))
     mini = timm.create_model("dinat_mini", pretrained=False)
@@ -230,8 +284,9 @@ def test_official_classifier_state_dict_matches_spec_forward(dilations):
     (level 0: 24 x 20 < 7 * 28)."""
     cfg = SMALL_ARCH
     model = NATClassifier(**cfg, dilations=dilations, drop_path_rate=0.0).eval()
-    layout = official_layout(cfg["embed_dim"], cfg["depths"], cfg["num_heads"],
-                             cfg["mlp_ratio"], cfg["layer_scale"])
+    layout = official_layout(
+        cfg["embed_dim"], cfg["depths"], cfg["num_heads"], cfg["mlp_ratio"], cfg["layer_scale"]
+    )
     state = random_official_state(layout)
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
@@ -253,23 +308,45 @@ def _save(obj, path: Path) -> str:
 def dense_case(tmp_path_factory):
     """Official mmdet-style backbone checkpoint (with neck keys) and its reference outputs."""
     cfg = SMALL_ARCH
-    layout = official_layout(cfg["embed_dim"], cfg["depths"], cfg["num_heads"],
-                             cfg["mlp_ratio"], cfg["layer_scale"], dense=True)
+    layout = official_layout(
+        cfg["embed_dim"],
+        cfg["depths"],
+        cfg["num_heads"],
+        cfg["mlp_ratio"],
+        cfg["layer_scale"],
+        dense=True,
+    )
     state = random_official_state(layout, seed=3)
     x = torch.randn(1, 3, 97, 131, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         outs, _ = reference_forward(state, x, cfg["num_heads"], [(1,) * d for d in cfg["depths"]])
     folder = tmp_path_factory.mktemp("nat_ckpt")
-    ckpt = {"meta": {"epoch": 36}, "state_dict": {
-        **{"backbone." + k: v for k, v in state.items()},
-        "neck.lateral_convs.0.conv.weight": torch.zeros(4, 4, 1, 1)}}
-    return dict(state=state, x=x, expected=dense_reference(state, outs),
-                path=_save(ckpt, folder / "mmdet_nat.pth"), folder=folder)
+    ckpt = {
+        "meta": {"epoch": 36},
+        "state_dict": {
+            **{"backbone." + k: v for k, v in state.items()},
+            "neck.lateral_convs.0.conv.weight": torch.zeros(4, 4, 1, 1),
+        },
+    }
+    return dict(
+        state=state,
+        x=x,
+        expected=dense_reference(state, outs),
+        path=_save(ckpt, folder / "mmdet_nat.pth"),
+        folder=folder,
+    )
 
 
 def _build_loaded(path: str, **kwargs) -> NAT:
-    model = MODELS.build(dict(type="NAT", arch=SMALL_ARCH, drop_path_rate=0.0,
-                              init_cfg=dict(type="Pretrained", checkpoint=path), **kwargs))
+    model = MODELS.build(
+        dict(
+            type="NAT",
+            arch=SMALL_ARCH,
+            drop_path_rate=0.0,
+            init_cfg=dict(type="Pretrained", checkpoint=path),
+            **kwargs,
+        )
+    )
     model.init_weights()
     return model.eval()
 
@@ -287,8 +364,9 @@ def test_mmdet_checkpoint_loads_through_init_cfg(dense_case):
 
 def test_classifier_checkpoint_into_backbone_keeps_dense_norms(tmp_path):
     cfg = SMALL_ARCH
-    state = random_official_state(official_layout(cfg["embed_dim"], cfg["depths"],
-                                                  cfg["num_heads"], 2.0, 1e-5), seed=5)
+    state = random_official_state(
+        official_layout(cfg["embed_dim"], cfg["depths"], cfg["num_heads"], 2.0, 1e-5), seed=5
+    )
     model = _build_loaded(_save(state, tmp_path / "cls.pth"))
     own = model.state_dict()
     for key, value in state.items():
@@ -309,7 +387,8 @@ def test_hf_layout_round_trip_is_exact(dense_case, tmp_path):
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-4)
 
     spec = importlib.util.spec_from_file_location(
-        "nat2plgvitmm", ROOT / "tools/model_converters/nat2plgvitmm.py")
+        "nat2plgvitmm", ROOT / "tools/model_converters/nat2plgvitmm.py"
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     classifier = timm.create_model("nat_mini").eval()
@@ -327,8 +406,9 @@ def test_hf_layout_round_trip_is_exact(dense_case, tmp_path):
     with torch.no_grad():
         assert (reloaded(x) - classifier(x)).abs().max().item() == 0.0
     assert not list(out_path.parent.glob(".tmp_*"))
-    bad = _save({"nat.encoder.levels.0.layers.0.mystery.weight": torch.zeros(1)},
-                tmp_path / "bad.bin")
+    bad = _save(
+        {"nat.encoder.levels.0.layers.0.mystery.weight": torch.zeros(1)}, tmp_path / "bad.bin"
+    )
     with pytest.raises(ValueError, match="mystery"):
         tool.main([bad, str(tmp_path / "never.pth"), "--arch", "mini"])
     assert not (tmp_path / "never.pth").exists()
@@ -344,8 +424,10 @@ def test_rpb_of_other_kernel_is_resized_with_warning_and_bad_shapes_named(dense_
     assert rpb.shape == (4, 13, 13)
     torch.testing.assert_close(rpb, torch.full((4, 13, 13), 0.25))  # bicubic keeps constants
     state["levels.1.blocks.0.mlp.fc1.weight"] = torch.zeros(5, 128)
-    with pytest.raises(ValueError, match=r"levels.1.blocks.0.mlp.fc1.weight: checkpoint \(5, 128\)"), \
-            pytest.warns(UserWarning, match="resized"):
+    with (
+        pytest.raises(ValueError, match=r"levels.1.blocks.0.mlp.fc1.weight: checkpoint \(5, 128\)"),
+        pytest.warns(UserWarning, match="resized"),
+    ):
         _build_loaded(_save(state, tmp_path / "bad.pth"))
 
 
@@ -357,10 +439,13 @@ def test_acceptance_tiny_257x511_and_mini_224():
         outs = model(x)
         assert [tuple(o.shape) for o in outs] == [
             (1, c, math.ceil(257 / s), math.ceil(511 / s))
-            for c, s in zip((64, 128, 256, 512), (4, 8, 16, 32), strict=True)]
+            for c, s in zip((64, 128, 256, 512), (4, 8, 16, 32), strict=True)
+        ]
         mini = MODELS.build(dict(type="NAT", arch="mini", out_indices=(1, 3))).eval()
         assert [tuple(o.shape) for o in mini(torch.randn(1, 3, 224, 224))] == [
-            (1, 128, 28, 28), (1, 512, 7, 7)]
+            (1, 128, 28, 28),
+            (1, 512, 7, 7),
+        ]
 
 
 def test_shapes_at_800x1216_and_32x33():
@@ -370,9 +455,17 @@ def test_shapes_at_800x1216_and_32x33():
     model = MODELS.build(dict(type="DiNAT", arch=arch, dilations="coco")).eval()
     with torch.no_grad():
         assert [tuple(o.shape) for o in model(torch.randn(1, 3, 800, 1216))] == [
-            (1, 64, 200, 304), (1, 128, 100, 152), (1, 256, 50, 76), (1, 512, 25, 38)]
+            (1, 64, 200, 304),
+            (1, 128, 100, 152),
+            (1, 256, 50, 76),
+            (1, 512, 25, 38),
+        ]
         assert [tuple(o.shape[2:]) for o in model(torch.randn(1, 3, 32, 33))] == [
-            (8, 9), (4, 5), (2, 3), (1, 2)]
+            (8, 9),
+            (4, 5),
+            (2, 3),
+            (1, 2),
+        ]
 
 
 @pytest.mark.parametrize("frozen_stages", [-1, 0, 1, 2, 3, 4])
@@ -407,7 +500,8 @@ def test_timm_models_features_only_and_no_weight_decay():
     assert set(timm.list_models("*nat_*")) >= {f"{f}_{a}" for f in ("nat", "dinat") for a in SPEC}
     classifier = timm.create_model("nat_mini")
     assert classifier.no_weight_decay() == {
-        n for n in classifier.state_dict() if n.endswith(".attn.rpb")}
+        n for n in classifier.state_dict() if n.endswith(".attn.rpb")
+    }
     assert len(classifier.no_weight_decay()) == sum(SPEC["mini"][1])
     features = timm.create_model("nat_mini", features_only=True).eval()
     assert features.feature_info.channels() == [64, 128, 256, 512]
@@ -427,18 +521,21 @@ def test_timm_models_features_only_and_no_weight_decay():
 def test_config_fragments_replace_a_resnet_and_build(name, tmp_path):
     fragment = ROOT / f"configs/_base_/models/backbone_{name}.py"
     (tmp_path / "detector.py").write_text(
-        "model = dict(backbone=dict(type='ResNet', depth=50), neck=dict(in_channels=[1]))\n")
+        "model = dict(backbone=dict(type='ResNet', depth=50), neck=dict(in_channels=[1]))\n"
+    )
     (tmp_path / "experiment.py").write_text(
         f"_base_ = ['./detector.py', '{fragment}']\n"
         "model = dict(backbone={{_base_.backbone}},\n"
-        "             neck=dict(in_channels={{_base_.backbone_channels}}))\n")
+        "             neck=dict(in_channels={{_base_.backbone_channels}}))\n"
+    )
     cfg = Config.fromfile(tmp_path / "experiment.py")
     assert "depth" not in cfg.model.backbone
     with torch.device("meta"):
         backbone = MODELS.build(dict(cfg.model.backbone, init_cfg=None))
     assert backbone.out_channels == cfg.model.neck.in_channels
-    assert cfg.model.backbone.init_cfg.checkpoint.endswith(f"{name}.pth" if name[0] == "n"
-                                                           else f"{name}_in1k_224.pth")
+    assert cfg.model.backbone.init_cfg.checkpoint.endswith(
+        f"{name}.pth" if name[0] == "n" else f"{name}_in1k_224.pth"
+    )
 
 
 def test_conv_weights_are_channels_last_and_stay_so_through_loading():
@@ -464,7 +561,9 @@ def test_eval_fast_paths_equal_the_module_calls_they_skip():
         y = block.attn(block.norm1(x))
         y = x + block.drop_path(y)
         mlp = block.mlp
-        expected = y + block.drop_path(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(mlp.act(mlp.fc1(block.norm2(y))))))))
+        expected = y + block.drop_path(
+            mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(mlp.act(mlp.fc1(block.norm2(y)))))))
+        )
         torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
     block.train()
     torch.manual_seed(1)

@@ -7,6 +7,7 @@
   killed with SIGKILL after its first checkpoint, resumed with ``--resume``, and its logged
   losses after resuming equal those of an uninterrupted run exactly.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,10 @@ atomic_write_bytes(b'new' * 1000, sys.argv[1])
 def test_atomic_write_survives_sigkill_mid_write(tmp_path):
     target, started = tmp_path / "iter_2.pth", tmp_path / "started"
     atomic_write_bytes(b"old", target)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(started)],
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target), str(started)],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     deadline = time.monotonic() + 60
     while not started.exists():
         assert writer.poll() is None and time.monotonic() < deadline, "writer never started"
@@ -133,15 +136,26 @@ def write_upernet_tiny_config(tmp_path: Path, max_iters: int = 6, num_workers: i
     if not data.exists():
         write_synthetic_ade20k(str(data), num_train=6, num_val=1, height=56, width=56, seed=3)
     config = tmp_path / f"upernet_tiny_w{num_workers}.py"
-    config.write_text(UPERNET_TINY.format(
-        base=REPO / "configs" / "upernet_lwplgvit_a_ade20k.py", root=data, max_iters=max_iters,
-        num_workers=num_workers))
+    config.write_text(
+        UPERNET_TINY.format(
+            base=REPO / "configs" / "upernet_lwplgvit_a_ade20k.py",
+            root=data,
+            max_iters=max_iters,
+            num_workers=num_workers,
+        )
+    )
     return config
 
 
 def train_command(config: Path, work_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(REPO / "tools" / "train.py"), str(config), "--work-dir",
-            str(work_dir), *extra]
+    return [
+        sys.executable,
+        str(REPO / "tools" / "train.py"),
+        str(config),
+        "--work-dir",
+        str(work_dir),
+        *extra,
+    ]
 
 
 def train_env() -> dict[str, str]:

@@ -1,4 +1,5 @@
 """Synthetic shapes datasets: exact masks, real COCO / ADE20K file formats, atomic writes."""
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,9 @@ def test_coco_files_follow_the_coco_format(tmp_path):
     for ann in train["annotations"]:
         x, y, w, h = ann["bbox"]
         polygon = np.asarray(ann["segmentation"][0]).reshape(-1, 2)
-        assert np.allclose([x, y, x + w, y + h],
-                           [*polygon.min(axis=0), *polygon.max(axis=0)], atol=0.02)
+        assert np.allclose(
+            [x, y, x + w, y + h], [*polygon.min(axis=0), *polygon.max(axis=0)], atol=0.02
+        )
         assert ann["iscrowd"] == 0 and ann["category_id"] in (1, 2, 3)
         assert 0.3 * w * h < ann["area"] <= w * h  # pixel count of the mask
     assert not [f for f in os.listdir(tmp_path / "annotations") if f.startswith(".tmp")]

@@ -12,6 +12,7 @@ is ``model.test_step`` on one image (CUDA synchronised); the result is the media
 ``--repeats`` steps after ``--warmup`` untimed ones. Without CHECKPOINT the weights are random,
 which changes no shape (detectors still keep their top-k proposals).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,24 +30,40 @@ from mono3d_demo import load_intrinsics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="config file")
     parser.add_argument("checkpoint", nargs="?", default=None, help="checkpoint (optional)")
-    parser.add_argument("--shape", type=int, nargs=2, default=None, metavar=("H", "W"),
-                        help="size of the generated images before the test pipeline "
-                             "(default 800 1333; 375 1242 for mono 3D configs)")
-    parser.add_argument("--calib", help="mono 3D configs with generated images: intrinsics "
-                                        "(KITTI calib file, or 9 / 12 numbers of a 3x3 / 3x4 "
-                                        "matrix)")
-    parser.add_argument("--dataset", action="store_true",
-                        help="use the config's test images instead of generated ones")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="size of the generated images before the test pipeline "
+        "(default 800 1333; 375 1242 for mono 3D configs)",
+    )
+    parser.add_argument(
+        "--calib",
+        help="mono 3D configs with generated images: intrinsics "
+        "(KITTI calib file, or 9 / 12 numbers of a 3x3 / 3x4 "
+        "matrix)",
+    )
+    parser.add_argument(
+        "--dataset",
+        action="store_true",
+        help="use the config's test images instead of generated ones",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=30, help="timed steps")
     parser.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json-out", help="write the result as JSON here")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a checkpoint that needs a full unpickle")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a checkpoint that needs a full unpickle",
+    )
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     if args.warmup < 0 or args.repeats < 1:
@@ -56,8 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def generated_batches(cfg: Config, height: int, width: int, count: int,
-                      cam2img: np.ndarray | None = None, seed: int = 0):
+def generated_batches(
+    cfg: Config,
+    height: int,
+    width: int,
+    count: int,
+    cam2img: np.ndarray | None = None,
+    seed: int = 0,
+):
     """``count`` single-image batches of uniform noise, through the test pipeline
     (``cam2img``: the intrinsics a mono 3D config needs)."""
     rng = np.random.default_rng(seed)
@@ -71,8 +94,9 @@ def dataset_batches(cfg: Config, count: int):
     loader_cfg = dict(cfg.test_dataloader, batch_size=1, num_workers=0, persistent_workers=False)
     loader = Runner.build_dataloader(loader_cfg)
     if len(loader) < count:
-        raise ValueError(f"--dataset: the test set has {len(loader)} images, "
-                         f"--warmup + --repeats needs {count}")
+        raise ValueError(
+            f"--dataset: the test set has {len(loader)} images, --warmup + --repeats needs {count}"
+        )
     for index, batch in enumerate(loader):
         if index == count:
             return
@@ -108,26 +132,39 @@ def main(argv: list[str] | None = None) -> dict:
     cam2img = None
     if mono3d and not args.dataset:
         if args.calib is None:
-            raise SystemExit("benchmark.py: error: a mono 3D config with generated images needs "
-                             "--calib (KITTI calibration file or 9 / 12 matrix numbers), or "
-                             "use --dataset")
+            raise SystemExit(
+                "benchmark.py: error: a mono 3D config with generated images needs "
+                "--calib (KITTI calibration file or 9 / 12 matrix numbers), or "
+                "use --dataset"
+            )
         cam2img = load_intrinsics(args.calib)
     model = build_inference_model(cfg, args.checkpoint, args.device)
     count = args.warmup + args.repeats
-    batches = (dataset_batches(cfg, count) if args.dataset
-               else generated_batches(cfg, *shape, count, cam2img))
+    batches = (
+        dataset_batches(cfg, count)
+        if args.dataset
+        else generated_batches(cfg, *shape, count, cam2img)
+    )
     times, input_shape = benchmark(model, batches, args.warmup)
     median = statistics.median(times)
     result = dict(
-        config=args.config, task="mono3d" if mono3d else task_of(cfg), device=args.device,
-        device_name=(torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
-                     else "cpu"),
+        config=args.config,
+        task="mono3d" if mono3d else task_of(cfg),
+        device=args.device,
+        device_name=(
+            torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+        ),
         torch_threads=torch.get_num_threads(),
         images="dataset" if args.dataset else f"generated {shape[0]} x {shape[1]}",
-        pipeline_output_hw=list(input_shape), warmup=args.warmup, repeats=args.repeats,
-        median_ms=round(1000 * median, 3), mean_ms=round(1000 * statistics.fmean(times), 3),
-        min_ms=round(1000 * min(times), 3), fps=round(1.0 / median, 3),
-        params=sum(p.numel() for p in model.parameters()))
+        pipeline_output_hw=list(input_shape),
+        warmup=args.warmup,
+        repeats=args.repeats,
+        median_ms=round(1000 * median, 3),
+        mean_ms=round(1000 * statistics.fmean(times), 3),
+        min_ms=round(1000 * min(times), 3),
+        fps=round(1.0 / median, 3),
+        params=sum(p.numel() for p in model.parameters()),
+    )
     print(json.dumps(result, indent=1))
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as handle:

@@ -21,6 +21,7 @@ forward, i.e. activations and workspaces, weights excluded.
     python tools/benchmark_backbones.py --device cuda --json work_dirs/backbones_cuda.json
     python tools/make_benchmark_docs.py docs/benchmarks.json                 # docs + figures
 """
+
 from __future__ import annotations
 
 import argparse
@@ -178,8 +179,14 @@ class Runner:
         self.sync()
         return time.perf_counter() - start
 
-    def interleaved_ms(self, models: dict[str, nn.Module], x: torch.Tensor, warmup: int,
-                       repeats: int, errors: dict[str, str]) -> dict[str, list[float]]:
+    def interleaved_ms(
+        self,
+        models: dict[str, nn.Module],
+        x: torch.Tensor,
+        warmup: int,
+        repeats: int,
+        errors: dict[str, str],
+    ) -> dict[str, list[float]]:
         """Per-model forward times in ms: warm-up rounds, then ``repeats`` rounds A B C ....
 
         A model whose first warm-up forward raises (e.g. out of memory) is left out and its error
@@ -220,26 +227,36 @@ class Runner:
             self.sync()
         events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
         total = sum(e.self_cpu_time_total for e in events) or 1.0
-        return [{"op": e.key, "calls": e.count // iterations,
-                 "self_cpu_ms": e.self_cpu_time_total / 1e3 / iterations,
-                 "self_cpu_pct": 100 * e.self_cpu_time_total / total,
-                 "cpu_total_ms": e.cpu_time_total / 1e3 / iterations}
-                for e in events[:PROFILE_TOP_OPS]]
+        return [
+            {
+                "op": e.key,
+                "calls": e.count // iterations,
+                "self_cpu_ms": e.self_cpu_time_total / 1e3 / iterations,
+                "self_cpu_pct": 100 * e.self_cpu_time_total / total,
+                "cpu_total_ms": e.cpu_time_total / 1e3 / iterations,
+            }
+            for e in events[:PROFILE_TOP_OPS]
+        ]
 
 
 def machine_info(device: torch.device, threads: int) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"device": device.type,
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "cpu_model": cpu, "cpu_count": os.cpu_count(), "threads": threads,
-            "torch": torch.__version__, "timm": timm.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "device": device.type,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def benchmark(args: argparse.Namespace) -> dict:
@@ -267,25 +284,36 @@ def benchmark(args: argparse.Namespace) -> dict:
     runs[at:at] = extra
 
     report: dict = {
-        "schema": SCHEMA, "machine": machine_info(device, args.threads),
+        "schema": SCHEMA,
+        "machine": machine_info(device, args.threads),
         "loadavg_start": loadavg_start,
-        "settings": {"models": args.models, "sizes": args.sizes, "warmup": args.warmup,
-                     "repeats": args.repeats, "repeats_224": args.repeats_224,
-                     "throughput_repeats": args.throughput_repeats,
-                     "batch_224": batch_224, "batch_dense": batch_dense,
-                     "dtype": "float32" if cpu else "bfloat16 autocast",
-                     "memory_format": "contiguous" if cpu else "channels_last",
-                     "macs": not args.no_macs, "scaling_base": args.scaling_base,
-                     "scaling_factors": list(args.scaling_factors),
-                     "linear_exponent_max": LINEAR_EXPONENT_MAX,
-                     "cpu_allocator": allocator,
-                     "full_run": is_full_run(args)},
+        "settings": {
+            "models": args.models,
+            "sizes": args.sizes,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "repeats_224": args.repeats_224,
+            "throughput_repeats": args.throughput_repeats,
+            "batch_224": batch_224,
+            "batch_dense": batch_dense,
+            "dtype": "float32" if cpu else "bfloat16 autocast",
+            "memory_format": "contiguous" if cpu else "channels_last",
+            "macs": not args.no_macs,
+            "scaling_base": args.scaling_base,
+            "scaling_factors": list(args.scaling_factors),
+            "linear_exponent_max": LINEAR_EXPONENT_MAX,
+            "cpu_allocator": allocator,
+            "full_run": is_full_run(args),
+        },
         "memory_method": (
             "torch.cuda.max_memory_allocated above the resident model, one forward at the "
-            "throughput batch" if not cpu else
-            "growth of the process resident set (VmHWM after /proc/self/clear_refs reset and "
-            "malloc_trim) during one forward at the throughput batch; weights excluded"),
-        "models": {}, "sizes": [],
+            "throughput batch"
+            if not cpu
+            else "growth of the process resident set (VmHWM after /proc/self/clear_refs reset and "
+            "malloc_trim) during one forward at the throughput batch; weights excluded"
+        ),
+        "models": {},
+        "sizes": [],
     }
     for features in (False, True):
         batch_sizes = [(s, role) for s, role in runs if (s == CLASSIFIER_SIZE) != features]
@@ -295,16 +323,22 @@ def benchmark(args: argparse.Namespace) -> dict:
         models = {}
         for name in names:
             model = build_model(name, features)
-            entry = report["models"].setdefault(name, {**asdict(MODELS[name]), "params": None,
-                                                       "backbone_params": None})
+            entry = report["models"].setdefault(
+                name, {**asdict(MODELS[name]), "params": None, "backbone_params": None}
+            )
             params = sum(p.numel() for p in model.parameters())
             entry["backbone_params" if features else "params"] = params
             models[name] = runner.prepare(model)
         for size, role in batch_sizes:
-            print(f"[{time.perf_counter() - started:6.0f}s] {size_name(*size)} ({role}) ...",
-                  flush=True)
-            report["sizes"].append(measure_size(runner, models, size, role, args,
-                                                batch_dense if features else batch_224))
+            print(
+                f"[{time.perf_counter() - started:6.0f}s] {size_name(*size)} ({role}) ...",
+                flush=True,
+            )
+            report["sizes"].append(
+                measure_size(
+                    runner, models, size, role, args, batch_dense if features else batch_224
+                )
+            )
             if args.json is not None:  # partial results survive a time limit
                 write_json(summarize(report, scaling, None, started), args.json)
         del models
@@ -313,8 +347,9 @@ def benchmark(args: argparse.Namespace) -> dict:
     return summarize(report, scaling, runner, started)
 
 
-def summarize(report: dict, scaling: list[tuple[int, int]], runner: Runner | None,
-              started: float) -> dict:
+def summarize(
+    report: dict, scaling: list[tuple[int, int]], runner: Runner | None, started: float
+) -> dict:
     """Add ratios, growth fits, target verdicts and timing; profiles and ``complete`` only when
     ``runner`` is given (the end of the run)."""
     report["ratios"] = peer_ratios(report)
@@ -332,15 +367,34 @@ def summarize(report: dict, scaling: list[tuple[int, int]], runner: Runner | Non
 def is_full_run(args: argparse.Namespace) -> bool:
     """Whether the run used every model, size and the default repeat counts."""
     defaults = build_parser().parse_args([])
-    keys = ("models", "sizes", "warmup", "repeats", "repeats_224", "throughput_repeats",
-            "scaling_base", "scaling_factors", "batch_224", "batch_dense")
-    return all(list(getattr(args, k)) == list(getattr(defaults, k))
-               if isinstance(getattr(args, k), (list, tuple)) else
-               getattr(args, k) == getattr(defaults, k) for k in keys)
+    keys = (
+        "models",
+        "sizes",
+        "warmup",
+        "repeats",
+        "repeats_224",
+        "throughput_repeats",
+        "scaling_base",
+        "scaling_factors",
+        "batch_224",
+        "batch_dense",
+    )
+    return all(
+        list(getattr(args, k)) == list(getattr(defaults, k))
+        if isinstance(getattr(args, k), (list, tuple))
+        else getattr(args, k) == getattr(defaults, k)
+        for k in keys
+    )
 
 
-def measure_size(runner: Runner, models: dict[str, nn.Module], size: tuple[int, int], role: str,
-                 args: argparse.Namespace, batch: int) -> dict:
+def measure_size(
+    runner: Runner,
+    models: dict[str, nn.Module],
+    size: tuple[int, int],
+    role: str,
+    args: argparse.Namespace,
+    batch: int,
+) -> dict:
     """Latency (batch 1), and for 'main' sizes MACs, throughput and peak memory, per model."""
     if size != CLASSIFIER_SIZE:
         models = {n: m for n, m in models.items() if MODELS[n].dense}
@@ -348,8 +402,10 @@ def measure_size(runner: Runner, models: dict[str, nn.Module], size: tuple[int, 
     errors: dict[str, str] = {}
     repeats = args.repeats_224 if size == CLASSIFIER_SIZE else args.repeats
     latency = runner.interleaved_ms(models, x, args.warmup, repeats, errors)
-    results = {name: {"latency_ms": statistics.median(t), "latency_samples_ms": t}
-               for name, t in latency.items()}
+    results = {
+        name: {"latency_ms": statistics.median(t), "latency_samples_ms": t}
+        for name, t in latency.items()
+    }
     if role == "main":
         xb = runner.input(batch, size)
         ran = {name: models[name] for name in latency}
@@ -357,14 +413,22 @@ def measure_size(runner: Runner, models: dict[str, nn.Module], size: tuple[int, 
         for name, model in ran.items():
             if name in thr:
                 results[name].update(
-                    throughput_batch=batch, throughput_samples_ms=thr[name],
+                    throughput_batch=batch,
+                    throughput_samples_ms=thr[name],
                     throughput_ips=1e3 * batch / statistics.median(thr[name]),
-                    peak_memory_mib=runner.peak_memory_mib(model, xb))
+                    peak_memory_mib=runner.peak_memory_mib(model, xb),
+                )
             results[name]["macs"] = None if args.no_macs else count_macs(model.cpu(), size)
             runner.prepare(model)
-    return {"size": size_name(*size), "height": size[0], "width": size[1], "role": role,
-            "mode": "classifier" if size == CLASSIFIER_SIZE else "features", "results": results,
-            "errors": errors}
+    return {
+        "size": size_name(*size),
+        "height": size[0],
+        "width": size[1],
+        "role": role,
+        "mode": "classifier" if size == CLASSIFIER_SIZE else "features",
+        "results": results,
+        "errors": errors,
+    }
 
 
 def size_entry(report: dict, size: str) -> dict | None:
@@ -378,8 +442,14 @@ def peer_ratios(report: dict) -> list[dict]:
         res = entry["results"]
         for model in (n for n in res if MODELS[n].family == "ours"):
             for peer in (n for n in res if MODELS[n].family == "peer"):
-                out.append({"size": entry["size"], "model": model, "peer": peer,
-                            "latency_ratio": res[model]["latency_ms"] / res[peer]["latency_ms"]})
+                out.append(
+                    {
+                        "size": entry["size"],
+                        "model": model,
+                        "peer": peer,
+                        "latency_ratio": res[model]["latency_ms"] / res[peer]["latency_ms"],
+                    }
+                )
     return out
 
 
@@ -393,8 +463,13 @@ def scaling_fits(report: dict, scaling_sizes: list[str]) -> dict:
         pixels = [e["height"] * e["width"] for e in entries]
         latency = [e["results"][name]["latency_ms"] for e in entries]
         exponent = fit_exponent(pixels, latency)
-        out[name] = {"sizes": scaling_sizes, "pixels": pixels, "latency_ms": latency,
-                     "exponent": exponent, "ratio_per_doubling": 2.0**exponent}
+        out[name] = {
+            "sizes": scaling_sizes,
+            "pixels": pixels,
+            "latency_ms": latency,
+            "exponent": exponent,
+            "ratio_per_doubling": 2.0**exponent,
+        }
     return out
 
 
@@ -407,20 +482,37 @@ def evaluate_targets(report: dict) -> list[dict]:
         entry = size_entry(report, t.size)
         if entry is None or not {t.model, t.reference} <= entry["results"].keys():
             continue
-        ratio = (entry["results"][t.model]["latency_ms"]
-                 / entry["results"][t.reference]["latency_ms"])
-        out.append({"kind": "latency_ratio", "model": t.model, "reference": t.reference,
-                    "size": t.size, "max_ratio": t.max_ratio, "ratio": ratio,
-                    "met": ratio <= t.max_ratio,
-                    "text": f"{MODELS[t.model].label} <= {t.max_ratio:g} x "
-                            f"{MODELS[t.reference].label} at {t.size}"})
+        ratio = (
+            entry["results"][t.model]["latency_ms"] / entry["results"][t.reference]["latency_ms"]
+        )
+        out.append(
+            {
+                "kind": "latency_ratio",
+                "model": t.model,
+                "reference": t.reference,
+                "size": t.size,
+                "max_ratio": t.max_ratio,
+                "ratio": ratio,
+                "met": ratio <= t.max_ratio,
+                "text": f"{MODELS[t.model].label} <= {t.max_ratio:g} x "
+                f"{MODELS[t.reference].label} at {t.size}",
+            }
+        )
     for name in LINEAR_GROWTH_MODELS:
         if (fit := report["scaling"].get(name)) is not None:
-            out.append({"kind": "linear_growth", "model": name, "reference": None,
-                        "size": fit["sizes"][-1], "max_ratio": LINEAR_EXPONENT_MAX,
-                        "ratio": fit["exponent"], "met": fit["exponent"] <= LINEAR_EXPONENT_MAX,
-                        "text": f"{MODELS[name].label} latency ~ pixels^e with "
-                                f"e <= {LINEAR_EXPONENT_MAX:g} ({', '.join(fit['sizes'])})"})
+            out.append(
+                {
+                    "kind": "linear_growth",
+                    "model": name,
+                    "reference": None,
+                    "size": fit["sizes"][-1],
+                    "max_ratio": LINEAR_EXPONENT_MAX,
+                    "ratio": fit["exponent"],
+                    "met": fit["exponent"] <= LINEAR_EXPONENT_MAX,
+                    "text": f"{MODELS[name].label} latency ~ pixels^e with "
+                    f"e <= {LINEAR_EXPONENT_MAX:g} ({', '.join(fit['sizes'])})",
+                }
+            )
     return out
 
 
@@ -433,20 +525,28 @@ def profile_unmet(runner: Runner, report: dict) -> dict:
             continue
         size = parse_size(target["size"])
         model = runner.prepare(build_model(target["model"], size != CLASSIFIER_SIZE))
-        profiles[key] = {"model": target["model"], "size": target["size"], "batch": 1,
-                         "rows": runner.profile(model, runner.input(1, size))}
+        profiles[key] = {
+            "model": target["model"],
+            "size": target["size"],
+            "batch": 1,
+            "rows": runner.profile(model, runner.input(1, size)),
+        }
     return profiles
 
 
 def print_report(report: dict) -> None:
     m = report["machine"]
-    print(f"\n{m['gpu'] or m['cpu_model']}, {m['threads']} threads, torch {m['torch']}, "
-          f"timm {m['timm']}, CPU allocator {report['settings'].get('cpu_allocator', 'system')}; "
-          f"load average at start {report['loadavg_start'][0]:.2f}")
+    print(
+        f"\n{m['gpu'] or m['cpu_model']}, {m['threads']} threads, torch {m['torch']}, "
+        f"timm {m['timm']}, CPU allocator {report['settings'].get('cpu_allocator', 'system')}; "
+        f"load average at start {report['loadavg_start'][0]:.2f}"
+    )
     for entry in report["sizes"]:
         print(f"\n{entry['size']} ({entry['mode']}, {entry['role']})")
-        print(f"{'model':<16} {'params M':>8} {'GMACs':>7} {'ms (b1)':>9} {'img/s':>8} "
-              f"{'batch':>5} {'peak MiB':>9}")
+        print(
+            f"{'model':<16} {'params M':>8} {'GMACs':>7} {'ms (b1)':>9} {'img/s':>8} "
+            f"{'batch':>5} {'peak MiB':>9}"
+        )
         for name, r in entry["results"].items():
             spec, info = MODELS[name], report["models"][name]
             params = info["params"] if entry["mode"] == "classifier" else info["backbone_params"]
@@ -454,17 +554,24 @@ def print_report(report: dict) -> None:
             thr = f"{r['throughput_ips']:8.1f}" if "throughput_ips" in r else f"{'-':>8}"
             mem = r.get("peak_memory_mib")
             mem = f"{mem:9.1f}" if mem is not None else f"{'-':>9}"
-            print(f"{spec.label:<16} {params / 1e6:8.2f} {macs} {r['latency_ms']:9.2f} {thr} "
-                  f"{r.get('throughput_batch', '-'):>5} {mem}")
+            print(
+                f"{spec.label:<16} {params / 1e6:8.2f} {macs} {r['latency_ms']:9.2f} {thr} "
+                f"{r.get('throughput_batch', '-'):>5} {mem}"
+            )
         for name, error in entry["errors"].items():
             print(f"FAILED {MODELS[name].label} at {entry['size']}: {error}")
     if report["scaling"]:
-        print("\nlatency growth with pixels (" + ", ".join(
-            next(iter(report["scaling"].values()))["sizes"]) + ")")
+        print(
+            "\nlatency growth with pixels ("
+            + ", ".join(next(iter(report["scaling"].values()))["sizes"])
+            + ")"
+        )
         for name, fit in report["scaling"].items():
             times = " ".join(f"{t:9.1f}" for t in fit["latency_ms"])
-            print(f"{MODELS[name].label:<16} {times}  exponent {fit['exponent']:.2f}  "
-                  f"x{fit['ratio_per_doubling']:.2f} per doubling")
+            print(
+                f"{MODELS[name].label:<16} {times}  exponent {fit['exponent']:.2f}  "
+                f"x{fit['ratio_per_doubling']:.2f} per doubling"
+            )
     if report["targets"]:
         print("\nperformance.md targets")
         for t in report["targets"]:
@@ -472,8 +579,10 @@ def print_report(report: dict) -> None:
     for key, prof in report["profiles"].items():
         print(f"\ntop ops of {key} (batch 1, self CPU time per forward)")
         for row in prof["rows"]:
-            print(f"  {row['op'][:48]:<48} {row['self_cpu_ms']:9.2f} ms {row['self_cpu_pct']:5.1f}%"
-                  f" {row['calls']:>6}")
+            print(
+                f"  {row['op'][:48]:<48} {row['self_cpu_ms']:9.2f} ms {row['self_cpu_pct']:5.1f}%"
+                f" {row['calls']:>6}"
+            )
 
 
 def write_json(report: dict, path: Path) -> None:
@@ -483,40 +592,76 @@ def write_json(report: dict, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
-                        metavar="MODEL", help=f"subset of: {' '.join(MODELS)}")
-    parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES),
-                        help="HxW; 224x224 runs the classifiers, others the features")
-    parser.add_argument("--scaling-base", default=SCALING_BASE,
-                        help="size whose 0.5x..4x pixel counts are timed ('none' to skip)")
-    parser.add_argument("--scaling-factors", nargs="+", type=float,
-                        default=list(SCALING_FACTORS))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(MODELS),
+        choices=list(MODELS),
+        metavar="MODEL",
+        help=f"subset of: {' '.join(MODELS)}",
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=list(DEFAULT_SIZES),
+        help="HxW; 224x224 runs the classifiers, others the features",
+    )
+    parser.add_argument(
+        "--scaling-base",
+        default=SCALING_BASE,
+        help="size whose 0.5x..4x pixel counts are timed ('none' to skip)",
+    )
+    parser.add_argument("--scaling-factors", nargs="+", type=float, default=list(SCALING_FACTORS))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds per size (>= 1)")
     parser.add_argument("--repeats", type=int, default=4, help="timed batch-1 rounds per size")
-    parser.add_argument("--repeats-224", type=int, default=30,
-                        help="timed batch-1 rounds at 224x224 (tens of ms per model: the 224 "
-                             "targets need more rounds than the noise of 4)")
-    parser.add_argument("--throughput-repeats", type=int, default=2,
-                        help="timed rounds at the throughput batch per size")
-    parser.add_argument("--batch-224", type=int, default=None,
-                        help="throughput batch at 224x224 (default 8 cpu, 256 cuda)")
-    parser.add_argument("--batch-dense", type=int, default=None,
-                        help="throughput batch at dense sizes (default 2 cpu, 16 cuda)")
+    parser.add_argument(
+        "--repeats-224",
+        type=int,
+        default=30,
+        help="timed batch-1 rounds at 224x224 (tens of ms per model: the 224 "
+        "targets need more rounds than the noise of 4)",
+    )
+    parser.add_argument(
+        "--throughput-repeats",
+        type=int,
+        default=2,
+        help="timed rounds at the throughput batch per size",
+    )
+    parser.add_argument(
+        "--batch-224",
+        type=int,
+        default=None,
+        help="throughput batch at 224x224 (default 8 cpu, 256 cuda)",
+    )
+    parser.add_argument(
+        "--batch-dense",
+        type=int,
+        default=None,
+        help="throughput batch at dense sizes (default 2 cpu, 16 cuda)",
+    )
     parser.add_argument("--no-macs", action="store_true", help="skip MAC counting")
-    parser.add_argument("--allocator", default="retain", choices=ALLOCATOR_MODES,
-                        help="CPU malloc: 'retain' keeps freed memory for reuse (no page faults "
-                             "per pass; plgvit_mm/utils/cpu_allocator.py), 'system' the defaults")
+    parser.add_argument(
+        "--allocator",
+        default="retain",
+        choices=ALLOCATOR_MODES,
+        help="CPU malloc: 'retain' keeps freed memory for reuse (no page faults "
+        "per pass; plgvit_mm/utils/cpu_allocator.py), 'system' the defaults",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    for value, flag in ((args.repeats, "--repeats"), (args.repeats_224, "--repeats-224"),
-                        (args.throughput_repeats, "--throughput-repeats"),
-                        (args.threads, "--threads"), (args.warmup, "--warmup")):
+    for value, flag in (
+        (args.repeats, "--repeats"),
+        (args.repeats_224, "--repeats-224"),
+        (args.throughput_repeats, "--throughput-repeats"),
+        (args.threads, "--threads"),
+        (args.warmup, "--warmup"),
+    ):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     report = benchmark(args)

@@ -24,6 +24,7 @@ and Swin-T (ADE20K 160k), as performance.md asks:
         mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py --shape 256 256 --repeats 1
     python tools/benchmark_train.py --device cuda --amp --shape 800 1216 --batch 2   # GPU
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,16 +58,41 @@ from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator
 from plgvit_mm.utils.peak_memory import peak_memory_mib
 
 SCHEMA = "plgvit_mm.benchmark_train/1"
-REFERENCE = {"det": "mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py",
-             "seg": "mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py"}
+REFERENCE = {
+    "det": "mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py",
+    "seg": "mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py",
+}
 DEFAULT_CONFIGS = {  # ours are found from the repository root, wherever the tool runs
-    "det": [*(osp.join(REPO_ROOT, "configs", f"maskrcnn_{name}_coco.py") for name in (
-        "lwplgvit_a", "lwplgvit_r", "plgvit_tiny", "nat_mini", "nat_tiny", "dinat_tiny")),
-        REFERENCE["det"], "mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py"],
-    "seg": [*(osp.join(REPO_ROOT, "configs", f"upernet_{name}_ade20k.py") for name in (
-        "lwplgvit_a", "lwplgvit_r", "plgvit_tiny", "nat_mini", "nat_tiny", "dinat_tiny")),
+    "det": [
+        *(
+            osp.join(REPO_ROOT, "configs", f"maskrcnn_{name}_coco.py")
+            for name in (
+                "lwplgvit_a",
+                "lwplgvit_r",
+                "plgvit_tiny",
+                "nat_mini",
+                "nat_tiny",
+                "dinat_tiny",
+            )
+        ),
+        REFERENCE["det"],
+        "mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py",
+    ],
+    "seg": [
+        *(
+            osp.join(REPO_ROOT, "configs", f"upernet_{name}_ade20k.py")
+            for name in (
+                "lwplgvit_a",
+                "lwplgvit_r",
+                "plgvit_tiny",
+                "nat_mini",
+                "nat_tiny",
+                "dinat_tiny",
+            )
+        ),
         REFERENCE["seg"],
-        "mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py"],
+        "mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py",
+    ],
 }
 SCOPE_TASK = {"mmdet": "det", "mmseg": "seg"}
 
@@ -93,8 +119,10 @@ def training_config(path: str, amp: bool) -> Config:
     """The config with random backbone weights (nothing downloaded); AMP in bf16 if asked."""
     cfg = load_config(path)
     if cfg.get("default_scope") not in SCOPE_TASK:
-        raise ValueError(f"{path}: default_scope must be 'mmdet' or 'mmseg' (a detector or a "
-                         f"segmentor), got {cfg.get('default_scope')!r}")
+        raise ValueError(
+            f"{path}: default_scope must be 'mmdet' or 'mmseg' (a detector or a "
+            f"segmentor), got {cfg.get('default_scope')!r}"
+        )
     if "pretrained" in cfg.model:
         cfg.model.pretrained = None
     cfg.model.backbone.init_cfg = None
@@ -128,18 +156,31 @@ def make_batch(task: str, batch: int, height: int, width: int, seed: int = 0) ->
     packed: dict[str, list] = dict(inputs=[], data_samples=[])
     for index in range(batch):
         sample = make_sample(rng, height=height, width=width)
-        results = dict(img=np.ascontiguousarray(sample.image[..., ::-1]), img_id=index,
-                       img_path=f"synthetic_{index}.png", ori_shape=(height, width),
-                       img_shape=(height, width), scale_factor=(1.0, 1.0), flip=False,
-                       flip_direction=None)
+        results = dict(
+            img=np.ascontiguousarray(sample.image[..., ::-1]),
+            img_id=index,
+            img_path=f"synthetic_{index}.png",
+            ori_shape=(height, width),
+            img_shape=(height, width),
+            scale_factor=(1.0, 1.0),
+            flip=False,
+            flip_direction=None,
+        )
         labels = np.array([shape.label for shape in sample.shapes], dtype=np.int64)
         if task == "det":
-            boxes = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-                              for ys, xs in (np.nonzero(mask) for mask in sample.masks)],
-                             dtype=np.float32)
-            results.update(gt_bboxes=HorizontalBoxes(boxes), gt_bboxes_labels=labels,
-                           gt_ignore_flags=np.zeros(len(labels), dtype=bool),
-                           gt_masks=BitmapMasks(sample.masks.astype(np.uint8), height, width))
+            boxes = np.array(
+                [
+                    [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                    for ys, xs in (np.nonzero(mask) for mask in sample.masks)
+                ],
+                dtype=np.float32,
+            )
+            results.update(
+                gt_bboxes=HorizontalBoxes(boxes),
+                gt_bboxes_labels=labels,
+                gt_ignore_flags=np.zeros(len(labels), dtype=bool),
+                gt_masks=BitmapMasks(sample.masks.astype(np.uint8), height, width),
+            )
             out = PackDetInputs().transform(results)
         else:
             label_map = np.zeros((height, width), dtype=np.uint8)
@@ -186,8 +227,9 @@ def peak_mib(trainee: Trainee, data: dict, device: torch.device) -> float | None
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
-def measure_task(task: str, configs: Sequence[str], args: argparse.Namespace,
-                 device: torch.device) -> dict:
+def measure_task(
+    task: str, configs: Sequence[str], args: argparse.Namespace, device: torch.device
+) -> dict:
     """Median iteration time, peak memory and resident state of each config of one task."""
     trainees = []
     for path in configs:
@@ -203,15 +245,25 @@ def measure_task(task: str, configs: Sequence[str], args: argparse.Namespace,
             seconds = train_step_seconds(trainee, data, device)
             if round_index >= args.warmup:
                 samples[trainee.config].append(seconds)
-        print(f"[{time.perf_counter() - started:6.0f}s] {task}: round {round_index + 1}/"
-              f"{args.warmup + args.repeats} done", flush=True)
+        print(
+            f"[{time.perf_counter() - started:6.0f}s] {task}: round {round_index + 1}/"
+            f"{args.warmup + args.repeats} done",
+            flush=True,
+        )
     rows = []
     for trainee in trainees:
         times = samples[trainee.config]
-        rows.append(dict(config=trainee.config, model=trainee.model.backbone.__class__.__name__,
-                         params=trainee.params, median_s=statistics.median(times),
-                         times_s=times, peak_mib=peak_mib(trainee, data, device),
-                         state_mib=state_mib(trainee)))
+        rows.append(
+            dict(
+                config=trainee.config,
+                model=trainee.model.backbone.__class__.__name__,
+                params=trainee.params,
+                median_s=statistics.median(times),
+                times_s=times,
+                peak_mib=peak_mib(trainee, data, device),
+                state_mib=state_mib(trainee),
+            )
+        )
     reference = next((r for r in rows if r["config"] == REFERENCE[task]), None)
     for row in rows:
         row["time_vs_r50"] = row["median_s"] / reference["median_s"] if reference else None
@@ -222,45 +274,69 @@ def measure_task(task: str, configs: Sequence[str], args: argparse.Namespace,
 
 def machine_info(device: torch.device, threads: int) -> dict:
     """The backbone benchmark's machine facts plus the OpenMMLab package versions."""
-    return dict(backbone_machine_info(device, threads), mmengine=mmengine.__version__,
-                mmdet=mmdet.__version__, mmseg=mmseg.__version__)
+    return dict(
+        backbone_machine_info(device, threads),
+        mmengine=mmengine.__version__,
+        mmdet=mmdet.__version__,
+        mmseg=mmseg.__version__,
+    )
 
 
 def print_report(report: dict) -> None:
-    memory = ("peak MiB (all)" if report["machine"]["device"] == "cuda"
-              else "peak growth MiB")
+    memory = "peak MiB (all)" if report["machine"]["device"] == "cuda" else "peak growth MiB"
     for result in report["results"]:
         h, w = result["shape"]
-        print(f"\n{result['task']}: batch {result['batch']} x {h}x{w}, "
-              f"{report['warmup']} warm-up + {report['repeats']} timed rounds")
-        print(f"{'config':70s} {'params M':>8s} {'s/iter':>7s} {'x R-50':>6s} "
-              f"{memory:>15s} {'x R-50':>6s} {'state MiB':>9s}")
+        print(
+            f"\n{result['task']}: batch {result['batch']} x {h}x{w}, "
+            f"{report['warmup']} warm-up + {report['repeats']} timed rounds"
+        )
+        print(
+            f"{'config':70s} {'params M':>8s} {'s/iter':>7s} {'x R-50':>6s} "
+            f"{memory:>15s} {'x R-50':>6s} {'state MiB':>9s}"
+        )
         for row in result["rows"]:
             ratio = f"{row['time_vs_r50']:.2f}" if row["time_vs_r50"] else "-"
             mem = f"{row['peak_mib']:.0f}" if row["peak_mib"] is not None else "-"
             mem_ratio = f"{row['peak_vs_r50']:.2f}" if row["peak_vs_r50"] else "-"
-            print(f"{row['config']:70s} {row['params'] / 1e6:8.2f} {row['median_s']:7.3f} "
-                  f"{ratio:>6s} {mem:>15s} {mem_ratio:>6s} {row['state_mib']:9.0f}")
+            print(
+                f"{row['config']:70s} {row['params'] / 1e6:8.2f} {row['median_s']:7.3f} "
+                f"{ratio:>6s} {mem:>15s} {mem_ratio:>6s} {row['state_mib']:9.0f}"
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--task", choices=["det", "seg", "all"], default="all")
-    parser.add_argument("--configs", nargs="+",
-                        help="configs of the one --task (default: ours + the R-50/Swin-T peers)")
-    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
-                        help="generated image size (default 512 512: ADE20K's crop)")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        help="configs of the one --task (default: ours + the R-50/Swin-T peers)",
+    )
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=2,
+        default=(512, 512),
+        metavar=("H", "W"),
+        help="generated image size (default 512 512: ADE20K's crop)",
+    )
     parser.add_argument("--batch", type=int, default=2, help="images per iteration")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", action="store_true",
-                        help="bf16 mixed precision through mmengine's AmpOptimWrapper")
-    parser.add_argument("--allocator", default="retain", choices=ALLOCATOR_MODES,
-                        help="CPU malloc: 'retain' keeps freed memory for reuse (no page faults "
-                             "per pass; plgvit_mm/utils/cpu_allocator.py), 'system' the defaults")
+    parser.add_argument(
+        "--amp", action="store_true", help="bf16 mixed precision through mmengine's AmpOptimWrapper"
+    )
+    parser.add_argument(
+        "--allocator",
+        default="retain",
+        choices=ALLOCATOR_MODES,
+        help="CPU malloc: 'retain' keeps freed memory for reuse (no page faults "
+        "per pass; plgvit_mm/utils/cpu_allocator.py), 'system' the defaults",
+    )
     parser.add_argument("--json", type=Path, help="write the report here")
     return parser
 
@@ -271,8 +347,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.configs and args.task == "all":
         parser.error("--configs needs --task det or --task seg")
     if args.warmup < 1 or args.repeats < 1 or args.batch < 1:
-        parser.error("--warmup, --repeats and --batch must be >= 1 (the first step allocates "
-                     "the optimizer state)")
+        parser.error(
+            "--warmup, --repeats and --batch must be >= 1 (the first step allocates "
+            "the optimizer state)"
+        )
     if args.amp and not args.device.startswith("cuda"):
         parser.error("--amp needs --device cuda (mmengine's AmpOptimWrapper)")
     if min(args.shape) < 64:
@@ -283,8 +361,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     MMLogger.get_instance("benchmark_train", log_level="WARNING")  # no per-parameter init log
     device = torch.device(args.device)
     tasks = ["det", "seg"] if args.task == "all" else [args.task]
-    report = dict(schema=SCHEMA, machine=machine_info(device, torch.get_num_threads()),
-                  cpu_allocator=allocator, warmup=args.warmup, repeats=args.repeats, amp=args.amp, results=[])
+    report = dict(
+        schema=SCHEMA,
+        machine=machine_info(device, torch.get_num_threads()),
+        cpu_allocator=allocator,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        amp=args.amp,
+        results=[],
+    )
     for task in tasks:
         configs = args.configs or DEFAULT_CONFIGS[task]
         report["results"].append(measure_task(task, configs, args, device))

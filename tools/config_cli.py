@@ -7,6 +7,7 @@
 - :func:`allow_untrusted_checkpoints` is the ``--trust-checkpoint`` opt-in (see
   :mod:`plgvit_mm.utils.checkpoint_safety`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,16 @@ class UnknownConfigKeyError(ValueError):
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--cfg-options`` (checked) to a tool's parser."""
     parser.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, default=None, metavar="KEY=VALUE",
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default=None,
+        metavar="KEY=VALUE",
         help="override config entries, e.g. train_dataloader.batch_size=4 or "
-             "optim_wrapper.optimizer.lr=1e-4; lists as key=\"[a,b]\", list items by index "
-             "(train_dataloader.dataset.pipeline.2.scale=\"(512,512)\"). Every key must exist "
-             f"in the config; prefix a key with '{NEW_KEY_PREFIX}' to add a new one on purpose.")
+        'optim_wrapper.optimizer.lr=1e-4; lists as key="[a,b]", list items by index '
+        '(train_dataloader.dataset.pipeline.2.scale="(512,512)"). Every key must exist '
+        f"in the config; prefix a key with '{NEW_KEY_PREFIX}' to add a new one on purpose.",
+    )
 
 
 def _child(node: Any, part: str) -> tuple[bool, Any]:
@@ -60,7 +66,7 @@ def check_override_keys(cfg: Config, options: dict[str, Any], source: str = "con
     checked = {}
     for key, value in options.items():
         if key.startswith(NEW_KEY_PREFIX):
-            checked[key[len(NEW_KEY_PREFIX):]] = value
+            checked[key[len(NEW_KEY_PREFIX) :]] = value
             continue
         node: Any = cfg._cfg_dict
         walked: list[str] = []
@@ -73,12 +79,15 @@ def check_override_keys(cfg: Config, options: dict[str, Any], source: str = "con
                     hint = f" Did you mean: {', '.join(close)}?" if close else ""
                     detail = f"'{where}' has no key '{part}'.{hint}"
                 elif isinstance(node, list | tuple):
-                    detail = f"'{where}' is a list of {len(node)} items; '{part}' is no index in it."
+                    detail = (
+                        f"'{where}' is a list of {len(node)} items; '{part}' is no index in it."
+                    )
                 else:
                     detail = f"'{where}' is a {type(node).__name__} ({node!r}), not a dict."
                 raise UnknownConfigKeyError(
                     f"--cfg-options: key '{key}' does not exist in {source}: {detail} "
-                    f"Write '{NEW_KEY_PREFIX}{key}=...' to add a new key on purpose.")
+                    f"Write '{NEW_KEY_PREFIX}{key}=...' to add a new key on purpose."
+                )
             walked.append(part)
             node = child
         checked[key] = value
@@ -153,7 +162,9 @@ def prepare_cpu_distributed(cfg: Config) -> None:
         return
     torch.distributed.init_process_group(backend="gloo")
     if cfg.get("model_wrapper_cfg") is None:
-        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", broadcast_buffers=False,
-                                     find_unused_parameters=cfg.get("find_unused_parameters",
-                                                                    False))
+        cfg.model_wrapper_cfg = dict(
+            type="MMDistributedDataParallel",
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get("find_unused_parameters", False),
+        )
     cfg.model_wrapper_cfg.device_ids = None

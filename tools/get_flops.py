@@ -10,6 +10,7 @@ training-only and not counted). MACs come from the shared counter
 neighborhood attention; no norms/activations), so numbers compare with the published ones.
 Weights are random (the count does not depend on them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,17 +44,32 @@ def data_samples_for(task: str, height: int, width: int) -> list:
         return [SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width)))]
     from mmdet.structures import DetDataSample
 
-    return [DetDataSample(metainfo=dict(
-        img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width),
-        batch_input_shape=(height, width), scale_factor=(1.0, 1.0)))]
+    return [
+        DetDataSample(
+            metainfo=dict(
+                img_shape=(height, width),
+                ori_shape=(height, width),
+                pad_shape=(height, width),
+                batch_input_shape=(height, width),
+                scale_factor=(1.0, 1.0),
+            )
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="config file")
-    parser.add_argument("--shape", type=int, nargs=2, default=(800, 1280), metavar=("H", "W"),
-                        help="input height and width")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=2,
+        default=(800, 1280),
+        metavar=("H", "W"),
+        help="input height and width",
+    )
     parser.add_argument("--json-out", help="write the result as JSON here")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
@@ -67,15 +83,21 @@ def main(argv: list[str] | None = None) -> dict:
     wrapped = TensorModeForward(model, data_samples_for(task, height, width))
     counted = count_macs(wrapped, torch.randn(1, 3, height, width))
     result = dict(
-        config=args.config, task=task, input_hw=[height, width],
+        config=args.config,
+        task=task,
+        input_hw=[height, width],
         params=sum(p.numel() for p in model.parameters()),
         backbone_params=sum(p.numel() for p in model.backbone.parameters()),
-        macs=counted.total, backbone_macs=counted.by_module.get("model.backbone", 0),
+        macs=counted.total,
+        backbone_macs=counted.by_module.get("model.backbone", 0),
         attention_macs=counted.attention,
-        uncounted_ops=dict(sorted(counted.unsupported_ops.items())))
-    print(f"{args.config} at {height} x {width}: params {result['params'] / 1e6:.2f} M "
-          f"(backbone {result['backbone_params'] / 1e6:.2f} M), MACs {result['macs'] / 1e9:.2f} G "
-          f"(backbone {result['backbone_macs'] / 1e9:.2f} G)")
+        uncounted_ops=dict(sorted(counted.unsupported_ops.items())),
+    )
+    print(
+        f"{args.config} at {height} x {width}: params {result['params'] / 1e6:.2f} M "
+        f"(backbone {result['backbone_params'] / 1e6:.2f} M), MACs {result['macs'] / 1e9:.2f} G "
+        f"(backbone {result['backbone_macs'] / 1e9:.2f} G)"
+    )
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)

@@ -6,6 +6,7 @@
 Detection configs draw boxes and masks (mmdet.apis.inference_detector), segmentation configs
 the class map (mmseg.apis.inference_model). Without CHECKPOINT the weights are random.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,18 +19,23 @@ from inference_cli import build_inference_model, draw_prediction, task_of
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("image", help="image file")
     parser.add_argument("config", help="config file")
     parser.add_argument("checkpoint", nargs="?", default=None, help="checkpoint file")
     parser.add_argument("--out", required=True, help="where to save the picture")
-    parser.add_argument("--score-thr", type=float, default=0.3,
-                        help="detection: draw boxes scoring at least this")
+    parser.add_argument(
+        "--score-thr", type=float, default=0.3, help="detection: draw boxes scoring at least this"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda:0")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a checkpoint that needs a full unpickle (runs code from the "
-                             "file: only for files you trust)")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a checkpoint that needs a full unpickle (runs code from the "
+        "file: only for files you trust)",
+    )
     add_config_arguments(parser)
     return parser.parse_args(argv)
 

@@ -3,6 +3,7 @@
 A config is a detection config (``default_scope='mmdet'``: mmdet.apis) or a segmentation config
 (``default_scope='mmseg'``: mmseg.apis); :func:`task_of` tells which.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,10 @@ def task_of(cfg: Config) -> str:
     """'det' for mmdet configs, 'seg' for mmseg configs."""
     scope = cfg.get("default_scope")
     if scope not in TASKS:
-        raise ValueError(f"config default_scope must be one of {sorted(TASKS)} "
-                         f"(detection or segmentation), got {scope!r}")
+        raise ValueError(
+            f"config default_scope must be one of {sorted(TASKS)} "
+            f"(detection or segmentation), got {scope!r}"
+        )
     return TASKS[scope]
 
 
@@ -64,8 +67,11 @@ def inference_pipeline(cfg: Config) -> Compose:
     """The config's test pipeline for in-memory (H, W, 3) BGR uint8 images, without labels."""
     from mmdet.utils import get_test_pipeline_cfg
 
-    steps = [step for step in copy.deepcopy(get_test_pipeline_cfg(cfg))
-             if not step["type"].endswith("LoadAnnotations")]
+    steps = [
+        step
+        for step in copy.deepcopy(get_test_pipeline_cfg(cfg))
+        if not step["type"].endswith("LoadAnnotations")
+    ]
     steps[0]["type"] = f"{cfg.default_scope}.LoadImageFromNDArray"
     return Compose(steps)
 
@@ -75,8 +81,9 @@ def is_mono3d(cfg: Config) -> bool:
     return cfg.model.get("type") == "Mono3DDetector"
 
 
-def make_batch(cfg: Config, images: list[np.ndarray],
-               cam2img: np.ndarray | None = None) -> dict[str, list[Any]]:
+def make_batch(
+    cfg: Config, images: list[np.ndarray], cam2img: np.ndarray | None = None
+) -> dict[str, list[Any]]:
     """``dict(inputs=[...], data_samples=[...])`` for ``model.test_step`` from BGR images.
 
     ``cam2img``: (3, 3) / (4, 4) intrinsics of the images, required by mono 3D configs.
@@ -85,8 +92,7 @@ def make_batch(cfg: Config, images: list[np.ndarray],
     extra: dict[str, Any] = {}
     if is_mono3d(cfg):
         if cam2img is None:
-            raise ValueError("a mono 3D config needs the camera intrinsics (cam2img) of its "
-                             "images")
+            raise ValueError("a mono 3D config needs the camera intrinsics (cam2img) of its images")
         extra = dict(cam2img=np.asarray(cam2img, dtype=np.float64).tolist(), instances=[])
     batch: dict[str, list[Any]] = dict(inputs=[], data_samples=[])
     for index, image in enumerate(images):
@@ -96,11 +102,19 @@ def make_batch(cfg: Config, images: list[np.ndarray],
     return batch
 
 
-def draw_prediction(model: nn.Module, image_rgb: np.ndarray, prediction: Any, out_file: str,
-                    score_thr: float = 0.3) -> None:
+def draw_prediction(
+    model: nn.Module, image_rgb: np.ndarray, prediction: Any, out_file: str, score_thr: float = 0.3
+) -> None:
     """Save ``image_rgb`` with the predicted boxes/masks or segmentation drawn on it."""
     visualizer = VISUALIZERS.build(dict(model.cfg.visualizer, name="image_demo", save_dir=None))
     visualizer.dataset_meta = model.dataset_meta
     kwargs = dict(pred_score_thr=score_thr) if task_of(model.cfg) == "det" else {}
-    visualizer.add_datasample("prediction", image_rgb, data_sample=prediction, draw_gt=False,
-                              show=False, out_file=out_file, **kwargs)
+    visualizer.add_datasample(
+        "prediction",
+        image_rgb,
+        data_sample=prediction,
+        draw_gt=False,
+        show=False,
+        out_file=out_file,
+        **kwargs,
+    )

@@ -108,13 +108,14 @@ else
   "${PIP[@]}" "$wheel"
 fi
 
-step "OpenMMLab, timm, plgvit_mm (editable) and dev tools"
-if have "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" "timm==1.0.31" pycocotools shapely \
-        "cityscapesscripts==2.3.0" matplotlib ftfy regex pytest ruff plgvit_mm \
+step "OpenMMLab, timm, ONNX tools, plgvit_mm (editable) and dev tools"
+if have "mmengine==0.10.7" "mmdet==3.3.0" "mmsegmentation==1.2.2" "mmpretrain==1.2.0" "timm==1.0.31" pycocotools shapely \
+        "cityscapesscripts==2.3.0" matplotlib ftfy regex "onnx==1.23.2" "onnxruntime==1.32.0" "onnxscript==0.7.2" \
+        "onnxslim==0.1.98" pytest "ruff==0.17.6" plgvit_mm \
    && "$PY" -c 'import plgvit_mm, os, sys; sys.exit(not plgvit_mm.__file__.startswith(sys.argv[1]))' "$ROOT" 2>/dev/null; then
   echo "[install] present"
 else
-  "${PIP[@]}" -e "$ROOT[mm,dev]"
+  "${PIP[@]}" -e "$ROOT[mm,deploy,dev]"
 fi
 
 step "fused CPU neighborhood-attention kernel (C++, built once per machine)"

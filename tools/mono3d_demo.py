@@ -8,6 +8,7 @@ with the 9 / 12 numbers of a 3x3 intrinsic / 3x4 projection matrix (row-major). 
 ``--label`` (KITTI label file) the ground truth is drawn in green; with ``--config`` and
 ``--checkpoint`` the model's predictions are drawn in class colours (score >= --score-thr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,30 +21,31 @@ import cv2
 import numpy as np
 
 INTRINSICS_REQUIRED = (
-    'camera intrinsics are required to place 3D boxes: pass --calib with a KITTI '
+    "camera intrinsics are required to place 3D boxes: pass --calib with a KITTI "
     'calibration file (a "P2: ..." line) or a 3x3 / 3x4 camera matrix (a text file or a '
-    'quoted string of 9 or 12 numbers, row-major)')
+    "quoted string of 9 or 12 numbers, row-major)"
+)
 GT_COLOR = (60, 200, 60)
-CLASS_COLORS = {'Car': (0, 140, 255), 'Pedestrian': (255, 80, 200), 'Cyclist': (255, 200, 0)}
+CLASS_COLORS = {"Car": (0, 140, 255), "Pedestrian": (255, 80, 200), "Cyclist": (255, 200, 0)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('image', help='image file')
-    parser.add_argument('--calib', help='KITTI calib file or 3x3 / 3x4 camera matrix')
-    parser.add_argument('--label', help='KITTI label file to draw as ground truth')
-    parser.add_argument('--config', help='model config (with --checkpoint)')
-    parser.add_argument('--checkpoint', help='model checkpoint (with --config)')
-    parser.add_argument('--out', required=True, help='output PNG')
-    parser.add_argument('--device', default='cpu', help='device for inference, e.g. cuda:0')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='prediction score cut')
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", help="image file")
+    parser.add_argument("--calib", help="KITTI calib file or 3x3 / 3x4 camera matrix")
+    parser.add_argument("--label", help="KITTI label file to draw as ground truth")
+    parser.add_argument("--config", help="model config (with --checkpoint)")
+    parser.add_argument("--checkpoint", help="model checkpoint (with --config)")
+    parser.add_argument("--out", required=True, help="output PNG")
+    parser.add_argument("--device", default="cpu", help="device for inference, e.g. cuda:0")
+    parser.add_argument("--score-thr", type=float, default=0.3, help="prediction score cut")
     args = parser.parse_args(argv)
     if (args.config is None) != (args.checkpoint is None):
-        parser.error('--config and --checkpoint go together')
+        parser.error("--config and --checkpoint go together")
     if args.calib is None:
         parser.error(INTRINSICS_REQUIRED)
     if args.label is None and args.config is None:
-        parser.error('nothing to draw: give --label and/or --config with --checkpoint')
+        parser.error("nothing to draw: give --label and/or --config with --checkpoint")
     return args
 
 
@@ -52,20 +54,22 @@ def load_intrinsics(calib: str) -> np.ndarray:
     from plgvit_mm.datasets.kitti_files import projection_to_cam2img, read_calib_file
 
     if osp.isfile(calib):
-        with open(calib, encoding='utf-8') as f:
+        with open(calib, encoding="utf-8") as f:
             text = f.read()
-        if ':' in text:
+        if ":" in text:
             return read_calib_file(calib).cam2img
     else:
         text = calib
     try:
-        values = [float(v) for v in re.split(r'[\s,;]+', text.strip()) if v]
+        values = [float(v) for v in re.split(r"[\s,;]+", text.strip()) if v]
     except ValueError:
-        raise ValueError(f'--calib {calib!r}: not a KITTI calib file nor 9 / 12 numbers; '
-                         + INTRINSICS_REQUIRED) from None
+        raise ValueError(
+            f"--calib {calib!r}: not a KITTI calib file nor 9 / 12 numbers; " + INTRINSICS_REQUIRED
+        ) from None
     if len(values) not in (9, 12):
-        raise ValueError(f'--calib {calib!r}: expected 9 (3x3) or 12 (3x4) numbers, got '
-                         f'{len(values)}')
+        raise ValueError(
+            f"--calib {calib!r}: expected 9 (3x3) or 12 (3x4) numbers, got {len(values)}"
+        )
     return projection_to_cam2img(np.array(values).reshape(3, -1))
 
 
@@ -81,16 +85,24 @@ def predict(config: str, checkpoint: str, image: str, cam2img: np.ndarray, devic
     import plgvit_mm  # noqa: F401  (registers the mono 3D parts)
 
     cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    init_default_scope(cfg.get("default_scope", "mmdet"))
     model = MODELS.build(cfg.model)
-    meta = load_checkpoint(model, checkpoint, map_location='cpu').get('meta', {})
+    meta = load_checkpoint(model, checkpoint, map_location="cpu").get("meta", {})
     model.to(device).eval()
     dataset_cfg = cfg.test_dataloader.dataset
-    classes = meta.get('dataset_meta', {}).get('classes') or \
-        DATASETS.get(dataset_cfg.type).METAINFO['classes']
+    classes = (
+        meta.get("dataset_meta", {}).get("classes")
+        or DATASETS.get(dataset_cfg.type).METAINFO["classes"]
+    )
     pipeline = Compose(dataset_cfg.pipeline)
-    data = pipeline(dict(img_path=image, img_id=osp.splitext(osp.basename(image))[0],
-                         cam2img=cam2img.tolist(), instances=[]))
+    data = pipeline(
+        dict(
+            img_path=image,
+            img_id=osp.splitext(osp.basename(image))[0],
+            cam2img=cam2img.tolist(),
+            instances=[],
+        )
+    )
     with torch.no_grad():
         result = model.test_step(pseudo_collate([data]))[0].pred_instances.cpu().numpy()
     names = np.array([classes[i] for i in result.labels], dtype=str)
@@ -112,14 +124,15 @@ def render(image: np.ndarray, cam2img: np.ndarray, gt=None, pred=None) -> np.nda
     if pred is not None:
         boxes, names, scores = pred
         colors = [CLASS_COLORS.get(n, (0, 0, 255)) for n in names]
-        texts = [f'{n} {s:.2f}' for n, s in zip(names, scores, strict=True)]
+        texts = [f"{n} {s:.2f}" for n, s in zip(names, scores, strict=True)]
         canvas = draw_boxes3d_on_image(canvas, boxes, cam2img, colors, texts=texts)
         for name in dict.fromkeys(names):
             bev_sets.append((boxes[names == name], CLASS_COLORS.get(name, (0, 0, 255))))
     bev = draw_bev(bev_sets)
     scale = canvas.shape[0] / bev.shape[0]
-    bev = cv2.resize(bev, (int(round(bev.shape[1] * scale)), canvas.shape[0]),
-                     interpolation=cv2.INTER_AREA)
+    bev = cv2.resize(
+        bev, (int(round(bev.shape[1] * scale)), canvas.shape[0]), interpolation=cv2.INTER_AREA
+    )
     return np.concatenate([canvas, bev], 1)
 
 
@@ -130,29 +143,30 @@ def main(argv: list[str] | None = None) -> int:
 
     image = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if image is None:
-        raise FileNotFoundError(f'cannot read image {args.image}')
+        raise FileNotFoundError(f"cannot read image {args.image}")
     try:
         cam2img = load_intrinsics(args.calib)
     except ValueError as error:
-        print(f'mono3d_demo.py: error: {error}', file=sys.stderr)
+        print(f"mono3d_demo.py: error: {error}", file=sys.stderr)
         return 2
     gt = pred = None
     if args.label:
         objects = read_label_file(args.label)
-        objects = objects.select(objects.names != 'DontCare')
+        objects = objects.select(objects.names != "DontCare")
         gt = (objects.boxes3d, objects.names)
     if args.config:
-        boxes, names, scores = predict(args.config, args.checkpoint, args.image, cam2img,
-                                       args.device)
+        boxes, names, scores = predict(
+            args.config, args.checkpoint, args.image, cam2img, args.device
+        )
         keep = scores >= args.score_thr
         pred = (boxes[keep], names[keep], scores[keep])
     picture = render(image, cam2img, gt, pred)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     if not cv2.imwrite(args.out, picture):
-        raise OSError(f'cannot write {args.out}')
-    print(f'wrote {args.out} ({picture.shape[1]} x {picture.shape[0]} px)')
+        raise OSError(f"cannot write {args.out}")
+    print(f"wrote {args.out} ({picture.shape[1]} x {picture.shape[0]} px)")
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

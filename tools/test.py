@@ -7,6 +7,7 @@
 Prints the metrics (e.g. ``coco/bbox_mAP``, ``coco/segm_mAP``, ``mIoU``) as one JSON line;
 ``--show-dir`` saves a picture of the predictions for every test image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,27 @@ from mmengine.runner import Runner
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="config file")
     parser.add_argument("checkpoint", help="checkpoint file (.pth)")
     parser.add_argument("--work-dir", help="directory for the log and metrics")
     parser.add_argument("--show-dir", help="save pictures of the predictions here")
     parser.add_argument("--metrics-out", help="also write the metrics to this JSON file")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a checkpoint that needs a full unpickle (runs code from the "
-                             "file: only for files you trust)")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
-                        default="none", help="job launcher for distributed testing")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a checkpoint that needs a full unpickle (runs code from the "
+        "file: only for files you trust)",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm", "mpi"],
+        default="none",
+        help="job launcher for distributed testing",
+    )
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -55,8 +63,10 @@ def enable_result_pictures(cfg: Config, show_dir: str) -> None:
     """
     hook = cfg.get("default_hooks", {}).get("visualization")
     if hook is None:
-        raise ValueError("--show-dir needs default_hooks.visualization "
-                         "(DetVisualizationHook or SegVisualizationHook) in the config")
+        raise ValueError(
+            "--show-dir needs default_hooks.visualization "
+            "(DetVisualizationHook or SegVisualizationHook) in the config"
+        )
     hook.draw = True
     hook.interval = 1
     show_dir = osp.abspath(show_dir)

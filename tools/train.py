@@ -7,6 +7,7 @@
 Checkpoints and logs go to ``--work-dir`` (default ``work_dirs/CONFIG_NAME``). ``--resume``
 without a path continues from the work dir's ``last_checkpoint``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,28 +29,47 @@ from mmengine.runner import Runner
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="config file")
     parser.add_argument("--work-dir", help="directory for logs and checkpoints")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
-                        help="resume from CKPT, or, without a value, from the latest checkpoint "
-                             "in the work dir")
-    parser.add_argument("--amp", action="store_true",
-                        help="mixed precision: fp16 AmpOptimWrapper on a GPU, bf16 autocast on CPU")
-    parser.add_argument("--auto-scale-lr", action="store_true",
-                        help="scale the LR linearly with the total batch size "
-                             "(config's auto_scale_lr.base_batch_size)")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CKPT",
+        help="resume from CKPT, or, without a value, from the latest checkpoint in the work dir",
+    )
+    parser.add_argument(
+        "--amp",
+        action="store_true",
+        help="mixed precision: fp16 AmpOptimWrapper on a GPU, bf16 autocast on CPU",
+    )
+    parser.add_argument(
+        "--auto-scale-lr",
+        action="store_true",
+        help="scale the LR linearly with the total batch size "
+        "(config's auto_scale_lr.base_batch_size)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="deterministic algorithms (with --seed)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow loading checkpoints that need a full unpickle (runs code "
-                             "from the file: only for files you trust)")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
-                        default="none", help="job launcher for distributed training")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--deterministic", action="store_true", help="deterministic algorithms (with --seed)"
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow loading checkpoints that need a full unpickle (runs code "
+        "from the file: only for files you trust)",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm", "mpi"],
+        default="none",
+        help="job launcher for distributed training",
+    )
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -66,8 +86,9 @@ def build_train_config(args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.type = "CPUAmpOptimWrapper"
     if args.auto_scale_lr:
         if "base_batch_size" not in cfg.get("auto_scale_lr", {}):
-            raise ValueError(f"--auto-scale-lr: {args.config} has no "
-                             "auto_scale_lr=dict(base_batch_size=...)")
+            raise ValueError(
+                f"--auto-scale-lr: {args.config} has no auto_scale_lr=dict(base_batch_size=...)"
+            )
         cfg.auto_scale_lr.enable = True
     if args.seed is not None or args.deterministic:
         cfg.randomness = dict(seed=args.seed, deterministic=args.deterministic)

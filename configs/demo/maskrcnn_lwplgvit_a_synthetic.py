@@ -17,15 +17,15 @@
 #     (2e-4: 0.395 / 0.480; 5e-4: 0.461 / 0.542; 1e-3 for 900 iterations: 0.489 / 0.595)
 # For comparison, mmdet's ResNet-18 (GroupNorm) in this config's place: 0.617 / 0.718 after 400
 # iterations. Target: bbox mAP >= 0.6 within 20 minutes on 2 cores.
-_base_ = ['../maskrcnn_lwplgvit_a_coco.py']
+_base_ = ["../maskrcnn_lwplgvit_a_coco.py"]
 
-data_root = 'data/synthetic_coco/'
-classes = ('square', 'circle', 'triangle')
+data_root = "data/synthetic_coco/"
+classes = ("square", "circle", "triangle")
 max_iters = 1250
 image_size = (192, 192)  # (W, H) of the generated images; Resize keeps other sizes comparable
 warmup_iters = 100
 head_channels = 128
-head_norm = dict(type='GN', num_groups=32, requires_grad=True)
+head_norm = dict(type="GN", num_groups=32, requires_grad=True)
 # torchvision's roi_align: the same op as mmcv's (aligned=True; equal outputs), ~3.5x faster
 # forward and ~1.2x faster backward on CPU.
 roi_layer = dict(sampling_ratio=2, use_torchvision=True)
@@ -38,29 +38,37 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=head_channels, roi_layer=roi_layer),
         bbox_head=dict(in_channels=head_channels, fc_out_channels=512, num_classes=len(classes)),
         mask_roi_extractor=dict(out_channels=head_channels, roi_layer=roi_layer),
-        mask_head=dict(num_convs=2, in_channels=head_channels, conv_out_channels=head_channels,
-                       norm_cfg=head_norm, num_classes=len(classes))),
+        mask_head=dict(
+            num_convs=2,
+            in_channels=head_channels,
+            conv_out_channels=head_channels,
+            norm_cfg=head_norm,
+            num_classes=len(classes),
+        ),
+    ),
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=1000, max_per_img=200),
-        rcnn=dict(sampler=dict(num=32, pos_fraction=0.5))),
-    test_cfg=dict(
-        rpn=dict(nms_pre=500, max_per_img=200),
-        rcnn=dict(max_per_img=20)))
+        rcnn=dict(sampler=dict(num=32, pos_fraction=0.5)),
+    ),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200), rcnn=dict(max_per_img=20)),
+)
 
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
+    dict(type="CheckedLoadImageFromFile"),
+    dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+    dict(type="Resize", scale=image_size, keep_ratio=True),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PackDetInputs"),
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='Resize', scale=image_size, keep_ratio=True),  # sets scale_factor (mask pasting)
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    dict(type="CheckedLoadImageFromFile"),
+    dict(type="Resize", scale=image_size, keep_ratio=True),  # sets scale_factor (mask pasting)
+    dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+    dict(
+        type="PackDetInputs",
+        meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor"),
+    ),
 ]
 train_dataloader = dict(
     batch_size=4,
@@ -69,33 +77,46 @@ train_dataloader = dict(
     dataset=dict(
         data_root=data_root,
         metainfo=dict(classes=classes),
-        ann_file='annotations/instances_train2017.json',
-        data_prefix=dict(img='train2017/'),
-        pipeline=train_pipeline))
+        ann_file="annotations/instances_train2017.json",
+        data_prefix=dict(img="train2017/"),
+        pipeline=train_pipeline,
+    ),
+)
 test_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         metainfo=dict(classes=classes),
-        ann_file='annotations/instances_val2017.json',
-        data_prefix=dict(img='val2017/'),
-        pipeline=test_pipeline))
-test_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+        ann_file="annotations/instances_val2017.json",
+        data_prefix=dict(img="val2017/"),
+        pipeline=test_pipeline,
+    ),
+)
+test_evaluator = dict(ann_file=data_root + "annotations/instances_val2017.json")
 # tools/run_demo.sh evaluates once after training with tools/test.py.
 val_dataloader = None
 val_evaluator = None
 val_cfg = None
 
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
+train_cfg = dict(_delete_=True, type="IterBasedTrainLoop", max_iters=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=8e-4, weight_decay=0.05), clip_grad=dict(max_norm=10.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', T_max=max_iters - warmup_iters, eta_min=1e-6,
-         by_epoch=False, begin=warmup_iters, end=max_iters),
+    dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
+    dict(
+        type="CosineAnnealingLR",
+        T_max=max_iters - warmup_iters,
+        eta_min=1e-6,
+        by_epoch=False,
+        begin=warmup_iters,
+        end=max_iters,
+    ),
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='ResumableCheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+    logger=dict(type="LoggerHook", interval=20),
+    checkpoint=dict(
+        type="ResumableCheckpointHook", by_epoch=False, interval=max_iters, max_keep_ckpts=1
+    ),
+)
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

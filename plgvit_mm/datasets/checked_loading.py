@@ -8,6 +8,7 @@ instead skips the sample with a warning and a running count (mmengine's dataset 
 another sample). Grayscale and RGBA files need nothing special: ``color_type='color'`` (the
 default) decodes them to 3-channel BGR.
 """
+
 from __future__ import annotations
 
 import os.path as osp
@@ -39,14 +40,21 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
                 error_type = FileNotFoundError if not osp.exists(path) else ValueError
                 raise error_type(problem) from err
             CheckedLoadImageFromFile.num_skipped += 1
-            print_log(f"skipping sample ({CheckedLoadImageFromFile.num_skipped} so far): {problem}",
-                      logger="current", level=30)
+            print_log(
+                f"skipping sample ({CheckedLoadImageFromFile.num_skipped} so far): {problem}",
+                logger="current",
+                level=30,
+            )
             return None
 
     def _describe(self, path: str, err: Exception) -> str:
         if not osp.exists(path):
-            return (f"image file '{path}' does not exist (check data_root and "
-                    "data_prefix.img in the config, and the file names in the annotations)")
-        return (f"image file '{path}' ({osp.getsize(path)} bytes) could not be decoded with "
-                f"imdecode_backend='{self.imdecode_backend}' ({type(err).__name__}: {err}); "
-                "expected a complete PNG/JPEG/BMP/TIFF file (re-export or remove it)")
+            return (
+                f"image file '{path}' does not exist (check data_root and "
+                "data_prefix.img in the config, and the file names in the annotations)"
+            )
+        return (
+            f"image file '{path}' ({osp.getsize(path)} bytes) could not be decoded with "
+            f"imdecode_backend='{self.imdecode_backend}' ({type(err).__name__}: {err}); "
+            "expected a complete PNG/JPEG/BMP/TIFF file (re-export or remove it)"
+        )

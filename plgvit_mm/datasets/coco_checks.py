@@ -15,6 +15,7 @@ entirely outside their image, annotations of categories not in ``metainfo.classe
 reaching beyond their image are counted and kept (mmdet keeps them unclipped); images
 without annotations are counted (dropped in training when ``filter_cfg.filter_empty_gt``).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,12 +43,14 @@ class CocoAnnotationReport:
     images_without_annotations: int = 0
 
     def summary(self) -> str:
-        return (f"{self.zero_area} annotations with zero area/width/height and "
-                f"{self.outside_image} entirely outside their image are skipped, "
-                f"{self.other_category} of categories outside the classes are skipped, "
-                f"{self.partly_outside_image} boxes reach beyond their image (kept), "
-                f"{self.images_without_annotations} images have no annotations (dropped in "
-                "training when filter_cfg.filter_empty_gt=True)")
+        return (
+            f"{self.zero_area} annotations with zero area/width/height and "
+            f"{self.outside_image} entirely outside their image are skipped, "
+            f"{self.other_category} of categories outside the classes are skipped, "
+            f"{self.partly_outside_image} boxes reach beyond their image (kept), "
+            f"{self.images_without_annotations} images have no annotations (dropped in "
+            "training when filter_cfg.filter_empty_gt=True)"
+        )
 
 
 def read_coco_json(path: str, source: str) -> dict:
@@ -56,11 +59,15 @@ def read_coco_json(path: str, source: str) -> dict:
         try:
             content = json.load(handle)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{source}: not valid JSON ({err.msg} at line {err.lineno}, column "
-                             f"{err.colno}); expected a COCO annotation file") from err
+            raise ValueError(
+                f"{source}: not valid JSON ({err.msg} at line {err.lineno}, column "
+                f"{err.colno}); expected a COCO annotation file"
+            ) from err
     if not isinstance(content, dict):
-        raise ValueError(f"{source}: expected a JSON object with images, annotations and "
-                         f"categories, got a {type(content).__name__}")
+        raise ValueError(
+            f"{source}: expected a JSON object with images, annotations and "
+            f"categories, got a {type(content).__name__}"
+        )
     return content
 
 
@@ -73,8 +80,9 @@ def _require(ok: bool, source: str, where: str, key: str, value: Any, expected: 
         raise ValueError(f"{source}: {where} has {key}={value!r}; expected {expected}")
 
 
-def check_coco_annotations(content: dict, source: str,
-                           class_names: Collection[str] | None = None) -> CocoAnnotationReport:
+def check_coco_annotations(
+    content: dict, source: str, class_names: Collection[str] | None = None
+) -> CocoAnnotationReport:
     """Check the structure of a parsed COCO file and count what mmdet will skip.
 
     ``class_names``: the dataset's classes (annotations of other categories are counted as
@@ -85,20 +93,35 @@ def check_coco_annotations(content: dict, source: str,
     """
     for key in ("images", "annotations", "categories"):
         if not isinstance(content.get(key), list):
-            raise ValueError(f"{source}: top-level key '{key}' is "
-                             f"{'missing' if key not in content else type(content[key]).__name__};"
-                             " expected a list (COCO format: images, annotations, categories)")
+            raise ValueError(
+                f"{source}: top-level key '{key}' is "
+                f"{'missing' if key not in content else type(content[key]).__name__};"
+                " expected a list (COCO format: images, annotations, categories)"
+            )
     images: dict[int, dict] = {}
     for index, image in enumerate(content["images"]):
         where = f"images[{index}]"
         _require(isinstance(image, dict), source, where, "value", image, "an object")
-        _require(isinstance(image.get("id"), int), source, where, "id", image.get("id"),
-                 "an integer")
-        _require(isinstance(image.get("file_name"), str), source, where, "file_name",
-                 image.get("file_name"), "a string")
+        _require(
+            isinstance(image.get("id"), int), source, where, "id", image.get("id"), "an integer"
+        )
+        _require(
+            isinstance(image.get("file_name"), str),
+            source,
+            where,
+            "file_name",
+            image.get("file_name"),
+            "a string",
+        )
         for key in ("width", "height"):
-            _require(isinstance(image.get(key), int) and image[key] > 0, source, where, key,
-                     image.get(key), "a positive integer (pixels)")
+            _require(
+                isinstance(image.get(key), int) and image[key] > 0,
+                source,
+                where,
+                key,
+                image.get(key),
+                "a positive integer (pixels)",
+            )
         images[image["id"]] = image
     categories = {c.get("id"): c.get("name") for c in content["categories"] if isinstance(c, dict)}
     report = CocoAnnotationReport()
@@ -106,15 +129,39 @@ def check_coco_annotations(content: dict, source: str,
     for index, ann in enumerate(content["annotations"]):
         where = f"annotations[{index}] (id {ann.get('id') if isinstance(ann, dict) else None})"
         _require(isinstance(ann, dict), source, where, "value", ann, "an object")
-        _require(ann.get("image_id") in images, source, where, "image_id", ann.get("image_id"),
-                 "the id of an entry in 'images'")
-        _require(ann.get("category_id") in categories, source, where, "category_id",
-                 ann.get("category_id"), f"one of the category ids {sorted(categories)}")
+        _require(
+            ann.get("image_id") in images,
+            source,
+            where,
+            "image_id",
+            ann.get("image_id"),
+            "the id of an entry in 'images'",
+        )
+        _require(
+            ann.get("category_id") in categories,
+            source,
+            where,
+            "category_id",
+            ann.get("category_id"),
+            f"one of the category ids {sorted(categories)}",
+        )
         bbox = ann.get("bbox")
-        _require(isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox)),
-                 source, where, "bbox", bbox, "[x, y, width, height] (4 finite numbers, pixels)")
-        _require(_is_number(ann.get("area")), source, where, "area", ann.get("area"),
-                 "a number (pixels; mmdet skips area <= 0)")
+        _require(
+            isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox)),
+            source,
+            where,
+            "bbox",
+            bbox,
+            "[x, y, width, height] (4 finite numbers, pixels)",
+        )
+        _require(
+            _is_number(ann.get("area")),
+            source,
+            where,
+            "area",
+            ann.get("area"),
+            "a number (pixels; mmdet skips area <= 0)",
+        )
         if ann.get("ignore", False):
             continue
         image = images[ann["image_id"]]
@@ -153,8 +200,12 @@ class ValidatedCocoDataset(CocoDataset):
         with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
             content = read_coco_json(local_path, self.ann_file)
         self.annotation_report = check_coco_annotations(
-            content, self.ann_file, self.metainfo.get("classes"))
-        print_log(f"{self.ann_file}: {self.annotation_report.summary()}", logger="current",
-                  level=30 if any(vars(self.annotation_report).values()) else 20)
+            content, self.ann_file, self.metainfo.get("classes")
+        )
+        print_log(
+            f"{self.ann_file}: {self.annotation_report.summary()}",
+            logger="current",
+            level=30 if any(vars(self.annotation_report).values()) else 20,
+        )
         self.COCOAPI = partial(_coco_from_content, content)
         return super().load_data_list()

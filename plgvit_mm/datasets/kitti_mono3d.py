@@ -1,4 +1,5 @@
 """KITTI 3D object detection, left colour camera, as an mmengine dataset (loading only)."""
+
 from __future__ import annotations
 
 import os.path as osp
@@ -26,52 +27,68 @@ class KittiMono3DDataset(BaseDataset):
     kept for evaluation, never trained on).
     """
 
-    METAINFO = dict(classes=('Car', 'Pedestrian', 'Cyclist'),
-                    palette=[(0, 160, 255), (255, 80, 80), (80, 220, 80)])
+    METAINFO = dict(
+        classes=("Car", "Pedestrian", "Cyclist"),
+        palette=[(0, 160, 255), (255, 80, 80), (80, 220, 80)],
+    )
 
-    def __init__(self, *args, ann_file: str = 'ImageSets/train.txt',
-                 data_prefix: dict | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        ann_file: str = "ImageSets/train.txt",
+        data_prefix: dict | None = None,
+        **kwargs,
+    ) -> None:
         if data_prefix is None:
-            data_prefix = dict(img='training/image_2', calib='training/calib',
-                               label='training/label_2')
-        for key in ('img', 'calib'):
+            data_prefix = dict(
+                img="training/image_2", calib="training/calib", label="training/label_2"
+            )
+        for key in ("img", "calib"):
             if key not in data_prefix:
-                raise ValueError(f'data_prefix needs an {key!r} folder, got {data_prefix}')
+                raise ValueError(f"data_prefix needs an {key!r} folder, got {data_prefix}")
         super().__init__(*args, ann_file=ann_file, data_prefix=data_prefix, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        classes = list(self.metainfo['classes'])
-        label_dir = self.data_prefix.get('label')
+        classes = list(self.metainfo["classes"])
+        label_dir = self.data_prefix.get("label")
         data_list = []
         for idx, frame_id in enumerate(read_image_set(self.ann_file)):
-            img_path = osp.join(self.data_prefix['img'], f'{frame_id}.png')
+            img_path = osp.join(self.data_prefix["img"], f"{frame_id}.png")
             if not osp.isfile(img_path):
-                raise FileNotFoundError(f'image of frame {frame_id} (listed in '
-                                        f'{self.ann_file}) not found: {img_path}')
-            calib = read_calib_file(osp.join(self.data_prefix['calib'], f'{frame_id}.txt'))
-            info = dict(img_path=img_path, img_id=frame_id, sample_idx=idx,
-                        cam2img=calib.cam2img.tolist(), label_path=None, instances=[],
-                        ignored_instances=[])
+                raise FileNotFoundError(
+                    f"image of frame {frame_id} (listed in {self.ann_file}) not found: {img_path}"
+                )
+            calib = read_calib_file(osp.join(self.data_prefix["calib"], f"{frame_id}.txt"))
+            info = dict(
+                img_path=img_path,
+                img_id=frame_id,
+                sample_idx=idx,
+                cam2img=calib.cam2img.tolist(),
+                label_path=None,
+                instances=[],
+                ignored_instances=[],
+            )
             if label_dir:
-                info['label_path'] = osp.join(label_dir, f'{frame_id}.txt')
-                objects = read_label_file(info['label_path'])
+                info["label_path"] = osp.join(label_dir, f"{frame_id}.txt")
+                objects = read_label_file(info["label_path"])
                 for i in range(len(objects)):
-                    obj = dict(bbox=objects.bbox[i].tolist(),
-                               bbox_3d=objects.boxes3d[i].tolist(),
-                               alpha=float(objects.alpha[i]),
-                               truncated=float(objects.truncated[i]),
-                               occluded=int(objects.occluded[i]))
+                    obj = dict(
+                        bbox=objects.bbox[i].tolist(),
+                        bbox_3d=objects.boxes3d[i].tolist(),
+                        alpha=float(objects.alpha[i]),
+                        truncated=float(objects.truncated[i]),
+                        occluded=int(objects.occluded[i]),
+                    )
                     name = str(objects.names[i])
                     if name in classes:
-                        info['instances'].append(
-                            dict(obj, bbox_label=classes.index(name), ignore_flag=0))
+                        info["instances"].append(
+                            dict(obj, bbox_label=classes.index(name), ignore_flag=0)
+                        )
                     else:
-                        info['ignored_instances'].append(dict(obj, name=name))
+                        info["ignored_instances"].append(dict(obj, name=name))
             data_list.append(info)
         return data_list
 
     def get_cat_ids(self, idx: int) -> list[int]:
         """Class indices of the objects of sample ``idx`` (for class-aware samplers)."""
-        return [int(i['bbox_label']) for i in self.get_data_info(idx)['instances']]
-
-
+        return [int(i["bbox_label"]) for i in self.get_data_info(idx)["instances"]]

@@ -25,6 +25,7 @@ instance mask is exactly its polygon, so the annotations are exact.
 
 Only numpy and Pillow are needed; files are written atomically (temporary file + rename).
 """
+
 from __future__ import annotations
 
 import io
@@ -97,12 +98,17 @@ def _rasterize(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
 def _outline(mask: np.ndarray) -> np.ndarray:
     """Pixels of ``mask`` with a 4-neighbour outside it (a one-pixel inner border)."""
     padded = np.pad(mask, 1, constant_values=False)
-    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     return mask & ~interior
 
 
-def make_sample(rng: np.random.Generator, height: int = 256, width: int = 256,
-                max_shapes: int = 4, size_range: tuple[float, float] = (0.08, 0.22)) -> Sample:
+def make_sample(
+    rng: np.random.Generator,
+    height: int = 256,
+    width: int = 256,
+    max_shapes: int = 4,
+    size_range: tuple[float, float] = (0.08, 0.22),
+) -> Sample:
     """Render one image with 1..``max_shapes`` non-overlapping shapes.
 
     ``size_range`` bounds the circumscribed radius as a fraction of min(H, W).
@@ -156,8 +162,9 @@ class CocoWriter:
     def __init__(self, classes: Sequence[str] = SHAPE_CLASSES) -> None:
         self.images: list[dict] = []
         self.annotations: list[dict] = []
-        self.categories = [dict(id=i + 1, name=name, supercategory="shape")
-                           for i, name in enumerate(classes)]
+        self.categories = [
+            dict(id=i + 1, name=name, supercategory="shape") for i, name in enumerate(classes)
+        ]
 
     def add(self, sample: Sample, file_name: str) -> None:
         """Append one image and one annotation per shape (category id = label + 1)."""
@@ -167,20 +174,31 @@ class CocoWriter:
         for shape, mask in zip(sample.shapes, sample.masks, strict=True):
             x0, y0 = shape.polygon.min(axis=0)
             x1, y1 = shape.polygon.max(axis=0)
-            self.annotations.append(dict(
-                id=len(self.annotations) + 1, image_id=image_id, category_id=shape.label + 1,
-                segmentation=[[round(float(v), 2) for v in shape.polygon.reshape(-1)]],
-                area=float(mask.sum()),
-                bbox=[round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)], iscrowd=0))
+            self.annotations.append(
+                dict(
+                    id=len(self.annotations) + 1,
+                    image_id=image_id,
+                    category_id=shape.label + 1,
+                    segmentation=[[round(float(v), 2) for v in shape.polygon.reshape(-1)]],
+                    area=float(mask.sum()),
+                    bbox=[round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
+                    iscrowd=0,
+                )
+            )
 
     def to_dict(self) -> dict:
-        return dict(images=self.images, annotations=self.annotations,
-                    categories=self.categories)
+        return dict(images=self.images, annotations=self.annotations, categories=self.categories)
 
 
-def write_synthetic_coco(root: str, num_train: int = 500, num_val: int = 100,
-                         height: int = 256, width: int = 256, max_shapes: int = 4,
-                         seed: int = 0) -> dict[str, str]:
+def write_synthetic_coco(
+    root: str,
+    num_train: int = 500,
+    num_val: int = 100,
+    height: int = 256,
+    width: int = 256,
+    max_shapes: int = 4,
+    seed: int = 0,
+) -> dict[str, str]:
     """Write a COCO-format shapes dataset under ``root``; returns the paths by split.
 
     Returns ``{'train_ann', 'val_ann', 'train_img', 'val_img'}`` (absolute paths).
@@ -214,17 +232,25 @@ def ade20k_label_map(sample: Sample) -> np.ndarray:
     return labels
 
 
-def write_synthetic_ade20k(root: str, num_train: int = 20, num_val: int = 8,
-                           height: int = 128, width: int = 128, max_shapes: int = 4,
-                           seed: int = 0) -> dict[str, str]:
+def write_synthetic_ade20k(
+    root: str,
+    num_train: int = 20,
+    num_val: int = 8,
+    height: int = 128,
+    width: int = 128,
+    max_shapes: int = 4,
+    seed: int = 0,
+) -> dict[str, str]:
     """Write an ADE20K-format shapes dataset under ``root``; returns the directories by split.
 
     Returns ``{'train_img', 'train_ann', 'val_img', 'val_ann'}`` (absolute paths).
     """
     root = osp.abspath(root)
     paths = {}
-    for split, folder, count, stream in (("train", "training", num_train, 0),
-                                         ("val", "validation", num_val, 1)):
+    for split, folder, count, stream in (
+        ("train", "training", num_train, 0),
+        ("val", "validation", num_val, 1),
+    ):
         rng = np.random.default_rng([seed, stream])
         image_dir = osp.join(root, "images", folder)
         ann_dir = osp.join(root, "annotations", folder)

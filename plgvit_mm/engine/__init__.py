@@ -6,12 +6,19 @@ mmengine only):
 - :class:`CPUAmpOptimWrapper` (``OPTIM_WRAPPERS``): bfloat16 autocast training on CPUs.
 - ``'atomic_local'`` file backend (:class:`AtomicLocalBackend`).
 """
+
 from .atomic_file import AtomicLocalBackend, atomic_write_bytes, atomic_write_text
 from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper
 from .resumable_checkpoint_hook import ResumableCheckpointHook
 from .rng_state import capture_rng_state, gather_rng_states, restore_rng_state
 
 __all__ = [
-    "AtomicLocalBackend", "CPUAmpOptimWrapper", "ResumableCheckpointHook", "atomic_write_bytes",
-    "atomic_write_text", "capture_rng_state", "gather_rng_states", "restore_rng_state",
+    "AtomicLocalBackend",
+    "CPUAmpOptimWrapper",
+    "ResumableCheckpointHook",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "capture_rng_state",
+    "gather_rng_states",
+    "restore_rng_state",
 ]

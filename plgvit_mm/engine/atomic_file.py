@@ -5,6 +5,7 @@
 ``'atomic_local'`` (select it with ``backend_args=dict(backend='atomic_local')``), so
 ``mmengine.runner.save_checkpoint`` writes checkpoints atomically through it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ The forward pass and loss run under ``torch.autocast('cpu', dtype=torch.bfloat16
 gradients and optimizer state stay float32. bfloat16 has float32's exponent range, so no loss
 scaling is needed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

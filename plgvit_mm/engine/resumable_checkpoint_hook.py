@@ -18,6 +18,7 @@ Differences from mmengine's ``CheckpointHook`` (all other arguments and behaviou
 
 With a fixed ``randomness.seed`` the resumed run then reproduces the uninterrupted one.
 """
+
 from __future__ import annotations
 
 import os.path as osp
@@ -85,9 +86,16 @@ class ResumableCheckpointHook(CheckpointHook):
         runner.message_hub.update_info("last_ckpt", self.last_ckpt)
         meta = dict(meta, **{RNG_META_KEY: gather_rng_states()})  # collective: all ranks
         runner.save_checkpoint(  # writes on the main process only
-            self.out_dir, ckpt_filename, self.file_client_args,
-            save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-            meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+            self.out_dir,
+            ckpt_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args,
+        )
         if not is_main_process():
             return
         atomic_write_text(self.last_ckpt, osp.join(runner.work_dir, "last_checkpoint"))
@@ -107,7 +115,9 @@ class ResumableCheckpointHook(CheckpointHook):
             warnings.warn(
                 f"The checkpoint holds random states of {len(states)} processes but this run "
                 f"has {get_world_size()}; every process continues with rank 0's state, so the "
-                "run will not repeat the uninterrupted one exactly.", stacklevel=2)
+                "run will not repeat the uninterrupted one exactly.",
+                stacklevel=2,
+            )
             self._resumed_state = states[0]
         else:
             self._resumed_state = states[get_rank()]

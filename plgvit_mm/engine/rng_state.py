@@ -5,6 +5,7 @@ numpy arrays, tensors): ``python`` (``random.getstate()``), ``numpy``
 (``np.random.get_state()``), ``torch`` (CPU generator, uint8 tensor) and ``cuda`` (one uint8
 tensor per visible GPU, only when CUDA is initialised).
 """
+
 from __future__ import annotations
 
 import random
@@ -37,14 +38,16 @@ def restore_rng_state(state: RNGState) -> None:
     """
     missing = {"python", "numpy", "torch"} - set(state if isinstance(state, dict) else ())
     if missing:
-        raise ValueError(f"RNG state misses {sorted(missing)}; expected a dict from "
-                         "capture_rng_state() with keys python, numpy, torch[, cuda]")
+        raise ValueError(
+            f"RNG state misses {sorted(missing)}; expected a dict from "
+            "capture_rng_state() with keys python, numpy, torch[, cuda]"
+        )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np.random.set_state(tuple(state["numpy"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"][:torch.cuda.device_count()]
+        cuda_states = state["cuda"][: torch.cuda.device_count()]
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
 
 

@@ -6,6 +6,7 @@ clipped by the four half-planes of the second (Sutherland-Hodgman, exact for con
 polygons; vertices on a clipping line count as inside, so identical boxes give IoU 1) and the
 clipped polygon's area comes from the shoelace formula.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,10 +62,11 @@ def bev_corners(boxes: np.ndarray) -> np.ndarray:
 
 def bev_intersection_area(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Exact area (m^2) of the BEV intersection of camera boxes (..., 7), broadcast."""
-    boxes_a, boxes_b = np.broadcast_arrays(np.asarray(boxes_a, dtype=np.float64),
-                                           np.asarray(boxes_b, dtype=np.float64))
+    boxes_a, boxes_b = np.broadcast_arrays(
+        np.asarray(boxes_a, dtype=np.float64), np.asarray(boxes_b, dtype=np.float64)
+    )
     if boxes_a.shape[-1] != 7:
-        raise ValueError(f'expected camera boxes (..., 7) = x y z h w l ry, got {boxes_a.shape}')
+        raise ValueError(f"expected camera boxes (..., 7) = x y z h w l ry, got {boxes_a.shape}")
     shape = boxes_a.shape[:-1]
     a, b = boxes_a.reshape(-1, 7), boxes_b.reshape(-1, 7)
     area = np.zeros(len(a))
@@ -91,8 +93,9 @@ def bev_and_3d_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> tuple[np.ndarray
     area_a, area_b = a[..., 4] * a[..., 5], b[..., 4] * b[..., 5]
     union = area_a + area_b - inter
     bev = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    height = np.minimum(a[..., 1], b[..., 1]) - np.maximum(a[..., 1] - a[..., 3],
-                                                           b[..., 1] - b[..., 3])
+    height = np.minimum(a[..., 1], b[..., 1]) - np.maximum(
+        a[..., 1] - a[..., 3], b[..., 1] - b[..., 3]
+    )
     height = np.clip(height, 0.0, np.minimum(a[..., 3], b[..., 3]))  # rounding stays in bounds
     inter_3d = inter * height
     union_3d = area_a * a[..., 3] + area_b * b[..., 3] - inter_3d
@@ -148,5 +151,3 @@ def _convex_intersection_area(poly_a: np.ndarray, poly_b: np.ndarray) -> np.ndar
     terms = x * np.take_along_axis(z, following, 1) - z * np.take_along_axis(x, following, 1)
     area = 0.5 * np.where(slots < count[:, None], terms, 0.0).sum(1)
     return np.maximum(area, 0.0)
-
-

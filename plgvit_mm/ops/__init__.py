@@ -1,4 +1,5 @@
 """Neighborhood attention (NA) for NAT/DiNAT: functional op, module and backend selection."""
+
 from .backends import (
     BACKENDS,
     ENV_VAR,

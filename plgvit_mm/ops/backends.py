@@ -5,6 +5,7 @@ Precedence: the ``backend=`` argument, then the innermost :func:`na_backend` con
 supports the call, else the fused CPU kernel where it does, else the reference). A named backend
 that cannot serve a call falls back to the reference with a one-time warning saying why.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -114,7 +115,11 @@ def select_backend(
     """
     if requested == "auto":
         name = next(
-            (n for n in ("triton", "cpu") if unsupported_reason(n, q, rpb, attn_drop, grad) is None),
+            (
+                n
+                for n in ("triton", "cpu")
+                if unsupported_reason(n, q, rpb, attn_drop, grad) is None
+            ),
             "reference",
         )
         return name, _implementation(name)

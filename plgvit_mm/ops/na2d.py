@@ -1,4 +1,5 @@
 """Functional 2-D neighborhood attention with relative position bias: argument checks + dispatch."""
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -9,7 +10,11 @@ from .backends import needs_grad, requested_backend, select_backend
 def to_pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
     """An int or a (y, x) pair of ints as a (y, x) tuple; anything else raises ValueError."""
     pair = (value, value) if isinstance(value, int) else value
-    if not isinstance(pair, tuple | list) or len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in pair):
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(p, int) and not isinstance(p, bool) for p in pair)
+    ):
         raise ValueError(f"{name} must be an int or a (y, x) pair of ints, got {value!r}")
     return tuple(pair)  # type: ignore[return-value]
 
@@ -46,7 +51,10 @@ def _check_inputs(
     if not q.is_floating_point():
         raise ValueError(f"q, k, v must be floating point, got {q.dtype}")
     height, width = q.shape[1:3]
-    for axis, size, ks, d in (("height", height, kernel[0], dil[0]), ("width", width, kernel[1], dil[1])):
+    for axis, size, ks, d in (
+        ("height", height, kernel[0], dil[0]),
+        ("width", width, kernel[1], dil[1]),
+    ):
         if size < ks * d:
             raise ValueError(
                 f"feature map {axis} {size} < kernel_size * dilation = {ks} * {d} = {ks * d}; "

@@ -11,6 +11,7 @@ The extension is compiled with ``torch.utils.cpp_extension`` (g++ and ninja; ``-
 one build per torch version, Python and CPU feature set; ``tools/install.sh`` builds it, later
 processes only load it. If the build fails the op warns once and the reference path serves.
 """
+
 from __future__ import annotations
 
 import functools

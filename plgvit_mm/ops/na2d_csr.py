@@ -10,6 +10,7 @@ one call. Work and memory are exactly O(B * heads * H * W * ky * kx): no halo ke
 logits, no (H * W)^2 tensor. The backward uses the same products with the transposed (key-major)
 pattern; it is deterministic on CPU (every output row is summed by one thread).
 """
+
 from __future__ import annotations
 
 import functools
@@ -122,8 +123,9 @@ class _CsrAttention(torch.autograd.Function):
     bias: (nnz,) values (zeros for no bias). Gradients for q, k, v and bias."""
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, scale: float,
-                pattern: CsrPattern) -> Tensor:
+    def forward(
+        ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, scale: float, pattern: CsrPattern
+    ) -> Tensor:
         attn = _attention(pattern, q, k, bias, scale)
         ctx.save_for_backward(q, k, v, attn)
         ctx.scale, ctx.pattern = scale, pattern
@@ -143,9 +145,13 @@ class _CsrAttention(torch.autograd.Function):
         grad_v = transposed(attn) @ grad_out if need_v else None
         if not (need_q or need_k or need_bias):
             return None, None, grad_v, None, None, None
-        grad_attn = torch.sparse.sampled_addmm(
-            _csr(p.crow, p.col, attn.flatten(), p.size), grad_out, v.t(), beta=0.0
-        ).values().view_as(attn)
+        grad_attn = (
+            torch.sparse.sampled_addmm(
+                _csr(p.crow, p.col, attn.flatten(), p.size), grad_out, v.t(), beta=0.0
+            )
+            .values()
+            .view_as(attn)
+        )
         grad_logits = attn * (grad_attn - (attn * grad_attn).sum(-1, keepdim=True))
         grad_q = grad_k = None
         if need_q:

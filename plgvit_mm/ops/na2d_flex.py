@@ -7,6 +7,7 @@ adds the relative position bias (indices clamped: it also runs on masked pairs o
 blocks). The rpb gradient comes from flex's atomic adds, so it is not bitwise deterministic.
 The GPU benchmark's peer for the Triton kernels; selectable as backend ``'flex'``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -86,8 +87,11 @@ def _block_mask(size, kernel, dilation, device):
         )
 
     block_mask = BlockMask.from_kv_blocks(
-        kv_num_blocks[None, None].to(device), kv_indices[None, None].to(device),
-        BLOCK_SIZE=TILE[0] * TILE[1], mask_mod=mask_mod, seq_lengths=(ys.numel(), ys.numel()),
+        kv_num_blocks[None, None].to(device),
+        kv_indices[None, None].to(device),
+        BLOCK_SIZE=TILE[0] * TILE[1],
+        mask_mod=mask_mod,
+        seq_lengths=(ys.numel(), ys.numel()),
     )
     return block_mask, ys, xs
 
@@ -139,8 +143,14 @@ def flex_na2d(
             return score + table[h, by, bx].to(score.dtype)
 
     attend = _compiled_flex_attention() if compiled else flex_attention
-    out = attend(to_tiles(q), to_tiles(k), to_tiles(v), score_mod=score_mod,
-                 block_mask=block_mask, scale=scale)
+    out = attend(
+        to_tiles(q),
+        to_tiles(k),
+        to_tiles(v),
+        score_mod=score_mod,
+        block_mask=block_mask,
+        scale=scale,
+    )
     # back to raster order: token (y, x) sits at the tiled slot whose coords are (y, x)
     real = (ys < height) & (xs < width)
     slot = torch.empty(height * width, dtype=torch.long, device=q.device)

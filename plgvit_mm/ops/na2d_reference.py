@@ -11,6 +11,7 @@ window masked to -inf through the bias gather. Memory is O(H * W * k^2): the log
 matmul count), computed in chunks of tiles of at most CHUNK_LOGITS logits, so without autograd
 a large map never holds all of them at once.
 """
+
 from __future__ import annotations
 
 import functools

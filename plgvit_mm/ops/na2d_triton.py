@@ -12,6 +12,7 @@ Backward (FlashAttention-2 style, no atomics, deterministic):
 - the rpb gradient is the buffer summed per bias index through one-hot matmuls.
 Runs on CUDA tensors; with TRITON_INTERPRET=1 also on CPU tensors (used by the tests).
 """
+
 from __future__ import annotations
 
 import functools
@@ -81,9 +82,27 @@ if triton is not None:
         return gy, gx, len_y, len_x, tile_y * TY, tile_x * TX
 
     @triton.jit
-    def _logits(q, k, iy, ix, jy, jx, sy, sx, pair_ok, h, RPB, srh, sry, srx,
-                KY: tl.constexpr, KX: tl.constexpr, HAS_RPB: tl.constexpr,
-                PRECISION: tl.constexpr, QUERY_ROWS: tl.constexpr):
+    def _logits(
+        q,
+        k,
+        iy,
+        ix,
+        jy,
+        jx,
+        sy,
+        sx,
+        pair_ok,
+        h,
+        RPB,
+        srh,
+        sry,
+        srx,
+        KY: tl.constexpr,
+        KX: tl.constexpr,
+        HAS_RPB: tl.constexpr,
+        PRECISION: tl.constexpr,
+        QUERY_ROWS: tl.constexpr,
+    ):
         """Scaled-q . k logits + bias and the window mask, as (query, key) or (key, query)."""
         if QUERY_ROWS:  # q: (M, D) rows, k: (N, D); indices (M, 1) x (1, N)
             s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
@@ -91,19 +110,51 @@ if triton is not None:
             s = tl.dot(k, tl.trans(q), input_precision=PRECISION)
         valid = pair_ok & (jy >= sy) & (jy < sy + KY) & (jx >= sx) & (jx < sx + KX)
         if HAS_RPB:
-            bias = tl.load(RPB + h * srh + (jy - iy + KY - 1) * sry + (jx - ix + KX - 1) * srx,
-                           mask=valid, other=0.0)
+            bias = tl.load(
+                RPB + h * srh + (jy - iy + KY - 1) * sry + (jx - ix + KX - 1) * srx,
+                mask=valid,
+                other=0.0,
+            )
             s = s + bias
         return s, valid
 
     @triton.jit
     def _na2d_fwd_kernel(
-        Q, K, V, RPB, OUT, LSE,
-        sqb, sqy, sqx, sqh, skb, sky, skx, skh, svb, svy, svx, svh, srh, sry, srx,
-        H, W, HEADS, DY, DX, scale,
-        KY: tl.constexpr, KX: tl.constexpr, HEAD_DIM: tl.constexpr,
-        TY: tl.constexpr, TX: tl.constexpr, BLOCK_N: tl.constexpr,
-        HAS_RPB: tl.constexpr, PRECISION: tl.constexpr,
+        Q,
+        K,
+        V,
+        RPB,
+        OUT,
+        LSE,
+        sqb,
+        sqy,
+        sqx,
+        sqh,
+        skb,
+        sky,
+        skx,
+        skh,
+        svb,
+        svy,
+        svx,
+        svh,
+        srh,
+        sry,
+        srx,
+        H,
+        W,
+        HEADS,
+        DY,
+        DX,
+        scale,
+        KY: tl.constexpr,
+        KX: tl.constexpr,
+        HEAD_DIM: tl.constexpr,
+        TY: tl.constexpr,
+        TX: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        HAS_RPB: tl.constexpr,
+        PRECISION: tl.constexpr,
     ):
         pid_bh = tl.program_id(1)
         b = (pid_bh // HEADS).to(tl.int64)
@@ -118,8 +169,11 @@ if triton is not None:
         sx = _window_start(ix, len_x, KX)
         y = gy + iy * DY
         x = gx + ix * DX
-        q = tl.load(Q + b * sqb + h * sqh + y[:, None] * sqy + x[:, None] * sqx + offs_d[None, :],
-                    mask=q_ok[:, None], other=0.0)
+        q = tl.load(
+            Q + b * sqb + h * sqh + y[:, None] * sqy + x[:, None] * sqx + offs_d[None, :],
+            mask=q_ok[:, None],
+            other=0.0,
+        )
         q = (q.to(tl.float32) * scale).to(Q.dtype.element_ty)
         SY: tl.constexpr = TY + KY - 1
         SX: tl.constexpr = TX + KX - 1
@@ -135,35 +189,106 @@ if triton is not None:
             k_ok = (offs_n < SY * SX) & (jy < len_y) & (jx < len_x)
             ky_pos = gy + jy * DY
             kx_pos = gx + jx * DX
-            k = tl.load(K + b * skb + h * skh + ky_pos[:, None] * sky + kx_pos[:, None] * skx
-                        + offs_d[None, :], mask=k_ok[:, None], other=0.0)
-            v = tl.load(V + b * svb + h * svh + ky_pos[:, None] * svy + kx_pos[:, None] * svx
-                        + offs_d[None, :], mask=k_ok[:, None], other=0.0)
-            s, valid = _logits(q, k, iy[:, None], ix[:, None], jy[None, :], jx[None, :],
-                               sy[:, None], sx[:, None], k_ok[None, :] & q_ok[:, None], h,
-                               RPB, srh, sry, srx, KY, KX, HAS_RPB, PRECISION, True)
+            k = tl.load(
+                K
+                + b * skb
+                + h * skh
+                + ky_pos[:, None] * sky
+                + kx_pos[:, None] * skx
+                + offs_d[None, :],
+                mask=k_ok[:, None],
+                other=0.0,
+            )
+            v = tl.load(
+                V
+                + b * svb
+                + h * svh
+                + ky_pos[:, None] * svy
+                + kx_pos[:, None] * svx
+                + offs_d[None, :],
+                mask=k_ok[:, None],
+                other=0.0,
+            )
+            s, valid = _logits(
+                q,
+                k,
+                iy[:, None],
+                ix[:, None],
+                jy[None, :],
+                jx[None, :],
+                sy[:, None],
+                sx[:, None],
+                k_ok[None, :] & q_ok[:, None],
+                h,
+                RPB,
+                srh,
+                sry,
+                srx,
+                KY,
+                KX,
+                HAS_RPB,
+                PRECISION,
+                True,
+            )
             s = tl.where(valid, s, -1.0e30)
             m_new = tl.maximum(m_i, tl.max(s, 1))
             alpha = tl.exp(m_i - m_new)
             p = tl.where(valid, tl.exp(s - m_new[:, None]), 0.0)
             l_i = l_i * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(V.dtype.element_ty), v,
-                                                input_precision=PRECISION)
+            acc = acc * alpha[:, None] + tl.dot(
+                p.to(V.dtype.element_ty), v, input_precision=PRECISION
+            )
             m_i = m_new
         acc = acc / l_i[:, None]
         token = (b * H + y) * W + x
-        tl.store(OUT + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM + offs_d[None, :],
-                 acc.to(OUT.dtype.element_ty), mask=q_ok[:, None])
+        tl.store(
+            OUT + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM + offs_d[None, :],
+            acc.to(OUT.dtype.element_ty),
+            mask=q_ok[:, None],
+        )
         tl.store(LSE + token * HEADS + h, m_i + tl.log(l_i), mask=q_ok)
 
     @triton.jit
     def _na2d_bwd_dq_kernel(
-        Q, K, V, RPB, DO, LSE, DELTA, DQ, DS,
-        sqb, sqy, sqx, sqh, skb, sky, skx, skh, svb, svy, svx, svh, srh, sry, srx,
-        H, W, HEADS, DY, DX, scale,
-        KY: tl.constexpr, KX: tl.constexpr, HEAD_DIM: tl.constexpr,
-        TY: tl.constexpr, TX: tl.constexpr, BLOCK_N: tl.constexpr,
-        HAS_RPB: tl.constexpr, STORE_DS: tl.constexpr, PRECISION: tl.constexpr,
+        Q,
+        K,
+        V,
+        RPB,
+        DO,
+        LSE,
+        DELTA,
+        DQ,
+        DS,
+        sqb,
+        sqy,
+        sqx,
+        sqh,
+        skb,
+        sky,
+        skx,
+        skh,
+        svb,
+        svy,
+        svx,
+        svh,
+        srh,
+        sry,
+        srx,
+        H,
+        W,
+        HEADS,
+        DY,
+        DX,
+        scale,
+        KY: tl.constexpr,
+        KX: tl.constexpr,
+        HEAD_DIM: tl.constexpr,
+        TY: tl.constexpr,
+        TX: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        HAS_RPB: tl.constexpr,
+        STORE_DS: tl.constexpr,
+        PRECISION: tl.constexpr,
     ):
         pid_bh = tl.program_id(1)
         b = (pid_bh // HEADS).to(tl.int64)
@@ -179,11 +304,17 @@ if triton is not None:
         y = gy + iy * DY
         x = gx + ix * DX
         token = (b * H + y) * W + x
-        q = tl.load(Q + b * sqb + h * sqh + y[:, None] * sqy + x[:, None] * sqx + offs_d[None, :],
-                    mask=q_ok[:, None], other=0.0)
+        q = tl.load(
+            Q + b * sqb + h * sqh + y[:, None] * sqy + x[:, None] * sqx + offs_d[None, :],
+            mask=q_ok[:, None],
+            other=0.0,
+        )
         q = (q.to(tl.float32) * scale).to(Q.dtype.element_ty)
-        do = tl.load(DO + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM + offs_d[None, :],
-                     mask=q_ok[:, None], other=0.0)
+        do = tl.load(
+            DO + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM + offs_d[None, :],
+            mask=q_ok[:, None],
+            other=0.0,
+        )
         lse = tl.load(LSE + token * HEADS + h, mask=q_ok, other=0.0)
         delta = tl.load(DELTA + token * HEADS + h, mask=q_ok, other=0.0)
         SY: tl.constexpr = TY + KY - 1
@@ -198,13 +329,47 @@ if triton is not None:
             k_ok = (offs_n < SY * SX) & (jy < len_y) & (jx < len_x)
             ky_pos = gy + jy * DY
             kx_pos = gx + jx * DX
-            k = tl.load(K + b * skb + h * skh + ky_pos[:, None] * sky + kx_pos[:, None] * skx
-                        + offs_d[None, :], mask=k_ok[:, None], other=0.0)
-            v = tl.load(V + b * svb + h * svh + ky_pos[:, None] * svy + kx_pos[:, None] * svx
-                        + offs_d[None, :], mask=k_ok[:, None], other=0.0)
-            s, valid = _logits(q, k, iy[:, None], ix[:, None], jy[None, :], jx[None, :],
-                               sy[:, None], sx[:, None], k_ok[None, :] & q_ok[:, None], h,
-                               RPB, srh, sry, srx, KY, KX, HAS_RPB, PRECISION, True)
+            k = tl.load(
+                K
+                + b * skb
+                + h * skh
+                + ky_pos[:, None] * sky
+                + kx_pos[:, None] * skx
+                + offs_d[None, :],
+                mask=k_ok[:, None],
+                other=0.0,
+            )
+            v = tl.load(
+                V
+                + b * svb
+                + h * svh
+                + ky_pos[:, None] * svy
+                + kx_pos[:, None] * svx
+                + offs_d[None, :],
+                mask=k_ok[:, None],
+                other=0.0,
+            )
+            s, valid = _logits(
+                q,
+                k,
+                iy[:, None],
+                ix[:, None],
+                jy[None, :],
+                jx[None, :],
+                sy[:, None],
+                sx[:, None],
+                k_ok[None, :] & q_ok[:, None],
+                h,
+                RPB,
+                srh,
+                sry,
+                srx,
+                KY,
+                KX,
+                HAS_RPB,
+                PRECISION,
+                True,
+            )
             p = tl.where(valid, tl.exp(s - lse[:, None]), 0.0)
             dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
             ds = p * (dp - delta[:, None])
@@ -213,17 +378,52 @@ if triton is not None:
                 neighbour = (jy[None, :] - sy[:, None]) * KX + (jx[None, :] - sx[:, None])
                 row = ((b * HEADS + h) * H + y) * W + x
                 tl.store(DS + row[:, None] * (KY * KX) + neighbour, ds, mask=valid)
-        tl.store(DQ + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM + offs_d[None, :],
-                 (dq * scale).to(DQ.dtype.element_ty), mask=q_ok[:, None])
+        tl.store(
+            DQ + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM + offs_d[None, :],
+            (dq * scale).to(DQ.dtype.element_ty),
+            mask=q_ok[:, None],
+        )
 
     @triton.jit
     def _na2d_bwd_dkdv_kernel(
-        Q, K, V, RPB, DO, LSE, DELTA, DK, DV,
-        sqb, sqy, sqx, sqh, skb, sky, skx, skh, svb, svy, svx, svh, srh, sry, srx,
-        H, W, HEADS, DY, DX, scale,
-        KY: tl.constexpr, KX: tl.constexpr, HEAD_DIM: tl.constexpr,
-        TKY: tl.constexpr, TKX: tl.constexpr, BLOCK_M: tl.constexpr,
-        HAS_RPB: tl.constexpr, PRECISION: tl.constexpr,
+        Q,
+        K,
+        V,
+        RPB,
+        DO,
+        LSE,
+        DELTA,
+        DK,
+        DV,
+        sqb,
+        sqy,
+        sqx,
+        sqh,
+        skb,
+        sky,
+        skx,
+        skh,
+        svb,
+        svy,
+        svx,
+        svh,
+        srh,
+        sry,
+        srx,
+        H,
+        W,
+        HEADS,
+        DY,
+        DX,
+        scale,
+        KY: tl.constexpr,
+        KX: tl.constexpr,
+        HEAD_DIM: tl.constexpr,
+        TKY: tl.constexpr,
+        TKX: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        HAS_RPB: tl.constexpr,
+        PRECISION: tl.constexpr,
     ):
         pid_bh = tl.program_id(1)
         b = (pid_bh // HEADS).to(tl.int64)
@@ -236,10 +436,16 @@ if triton is not None:
         k_ok = (jy < len_y) & (jx < len_x)
         ky_pos = gy + jy * DY
         kx_pos = gx + jx * DX
-        k = tl.load(K + b * skb + h * skh + ky_pos[:, None] * sky + kx_pos[:, None] * skx
-                    + offs_d[None, :], mask=k_ok[:, None], other=0.0)
-        v = tl.load(V + b * svb + h * svh + ky_pos[:, None] * svy + kx_pos[:, None] * svx
-                    + offs_d[None, :], mask=k_ok[:, None], other=0.0)
+        k = tl.load(
+            K + b * skb + h * skh + ky_pos[:, None] * sky + kx_pos[:, None] * skx + offs_d[None, :],
+            mask=k_ok[:, None],
+            other=0.0,
+        )
+        v = tl.load(
+            V + b * svb + h * svh + ky_pos[:, None] * svy + kx_pos[:, None] * svx + offs_d[None, :],
+            mask=k_ok[:, None],
+            other=0.0,
+        )
         # queries whose window can hold key j: from 0 (j < k) or j - k // 2, at most
         # tile + k - 1 + k // 2 of them per axis (windows shift at the borders)
         QY: tl.constexpr = TKY + KY - 1 + KY // 2
@@ -258,16 +464,40 @@ if triton is not None:
             y = gy + iy * DY
             x = gx + ix * DX
             token = (b * H + y) * W + x
-            q = tl.load(Q + b * sqb + h * sqh + y[:, None] * sqy + x[:, None] * sqx
-                        + offs_d[None, :], mask=q_ok[:, None], other=0.0)
+            q = tl.load(
+                Q + b * sqb + h * sqh + y[:, None] * sqy + x[:, None] * sqx + offs_d[None, :],
+                mask=q_ok[:, None],
+                other=0.0,
+            )
             q = (q.to(tl.float32) * scale).to(Q.dtype.element_ty)
-            do = tl.load(DO + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM
-                         + offs_d[None, :], mask=q_ok[:, None], other=0.0)
+            do = tl.load(
+                DO + token[:, None] * (HEADS * HEAD_DIM) + h * HEAD_DIM + offs_d[None, :],
+                mask=q_ok[:, None],
+                other=0.0,
+            )
             lse = tl.load(LSE + token * HEADS + h, mask=q_ok, other=0.0)
             delta = tl.load(DELTA + token * HEADS + h, mask=q_ok, other=0.0)
-            s_t, valid = _logits(q, k, iy[None, :], ix[None, :], jy[:, None], jx[:, None],
-                                 sy[None, :], sx[None, :], k_ok[:, None] & q_ok[None, :], h,
-                                 RPB, srh, sry, srx, KY, KX, HAS_RPB, PRECISION, False)
+            s_t, valid = _logits(
+                q,
+                k,
+                iy[None, :],
+                ix[None, :],
+                jy[:, None],
+                jx[:, None],
+                sy[None, :],
+                sx[None, :],
+                k_ok[:, None] & q_ok[None, :],
+                h,
+                RPB,
+                srh,
+                sry,
+                srx,
+                KY,
+                KX,
+                HAS_RPB,
+                PRECISION,
+                False,
+            )
             p_t = tl.where(valid, tl.exp(s_t - lse[None, :]), 0.0)
             dv += tl.dot(p_t.to(DO.dtype.element_ty), do, input_precision=PRECISION)
             dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)
@@ -307,10 +537,30 @@ class _NA2DTriton(torch.autograd.Function):
         ty, tx = QUERY_TILE
         grid = (_n_tiles(height, dy, ty) * _n_tiles(width, dx, tx), batch * heads)
         _na2d_fwd_kernel[grid](
-            q, k, v, table, out, lse, *_strides(q), *_strides(k), *_strides(v), *table.stride(),
-            height, width, heads, dy, dx, scale,
-            KY=ky, KX=kx, HEAD_DIM=dim, TY=ty, TX=tx, BLOCK_N=BLOCK,
-            HAS_RPB=rpb is not None, PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+            q,
+            k,
+            v,
+            table,
+            out,
+            lse,
+            *_strides(q),
+            *_strides(k),
+            *_strides(v),
+            *table.stride(),
+            height,
+            width,
+            heads,
+            dy,
+            dx,
+            scale,
+            KY=ky,
+            KX=kx,
+            HEAD_DIM=dim,
+            TY=ty,
+            TX=tx,
+            BLOCK_N=BLOCK,
+            HAS_RPB=rpb is not None,
+            PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         )
         ctx.save_for_backward(q, k, v, table, out, lse)
         ctx.has_rpb = rpb is not None
@@ -328,24 +578,68 @@ class _NA2DTriton(torch.autograd.Function):
         delta = (grad_out.float() * out.float()).sum(-1)
         dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
         need_rpb = ctx.has_rpb and ctx.needs_input_grad[3]
-        ds = (torch.empty(batch, heads, height, width, ky * kx, device=q.device)
-              if need_rpb else q.new_empty(1, dtype=torch.float32))
-        common = (*_strides(q), *_strides(k), *_strides(v), *table.stride(),
-                  height, width, heads, dy, dx, scale)
+        ds = (
+            torch.empty(batch, heads, height, width, ky * kx, device=q.device)
+            if need_rpb
+            else q.new_empty(1, dtype=torch.float32)
+        )
+        common = (
+            *_strides(q),
+            *_strides(k),
+            *_strides(v),
+            *table.stride(),
+            height,
+            width,
+            heads,
+            dy,
+            dx,
+            scale,
+        )
         precision = "ieee" if q.dtype == torch.float32 else "tf32"
         ty, tx = QUERY_TILE
         grid = (_n_tiles(height, dy, ty) * _n_tiles(width, dx, tx), batch * heads)
         _na2d_bwd_dq_kernel[grid](
-            q, k, v, table, grad_out, lse, delta, dq, ds, *common,
-            KY=ky, KX=kx, HEAD_DIM=dim, TY=ty, TX=tx, BLOCK_N=BLOCK,
-            HAS_RPB=ctx.has_rpb, STORE_DS=need_rpb, PRECISION=precision,
+            q,
+            k,
+            v,
+            table,
+            grad_out,
+            lse,
+            delta,
+            dq,
+            ds,
+            *common,
+            KY=ky,
+            KX=kx,
+            HEAD_DIM=dim,
+            TY=ty,
+            TX=tx,
+            BLOCK_N=BLOCK,
+            HAS_RPB=ctx.has_rpb,
+            STORE_DS=need_rpb,
+            PRECISION=precision,
         )
         tky, tkx = KEY_TILE
         grid = (_n_tiles(height, dy, tky) * _n_tiles(width, dx, tkx), batch * heads)
         _na2d_bwd_dkdv_kernel[grid](
-            q, k, v, table, grad_out, lse, delta, dk, dv, *common,
-            KY=ky, KX=kx, HEAD_DIM=dim, TKY=tky, TKX=tkx, BLOCK_M=BLOCK,
-            HAS_RPB=ctx.has_rpb, PRECISION=precision,
+            q,
+            k,
+            v,
+            table,
+            grad_out,
+            lse,
+            delta,
+            dk,
+            dv,
+            *common,
+            KY=ky,
+            KX=kx,
+            HEAD_DIM=dim,
+            TKY=tky,
+            TKX=tkx,
+            BLOCK_M=BLOCK,
+            HAS_RPB=ctx.has_rpb,
+            PRECISION=precision,
         )
         grad_rpb = None
         if need_rpb:

@@ -5,6 +5,7 @@ to dilation group g = i mod d with in-group index i' = i // d; its window starts
 s(i) = clamp(i' - r, 0, L_g - k) (group coordinates), its keys are g + (s(i) + t) * d and the
 bias index of key j is (j - i) / d + k - 1. Tables are built once per (L, k, d) and cached.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """NeighborhoodAttention2D: qkv projection + na2d + output projection, channels-last."""
+
 from __future__ import annotations
 
 import torch
@@ -101,7 +102,13 @@ class NeighborhoodAttention2D(nn.Module):
             out = na2d_cpu.na2d_cpu(q, k, v, self.kernel_size, self.dilation, self.rpb, self.scale)
         else:
             out = na2d(
-                q, k, v, self.kernel_size, self.dilation, rpb=self.rpb, scale=self.scale,
+                q,
+                k,
+                v,
+                self.kernel_size,
+                self.dilation,
+                rpb=self.rpb,
+                scale=self.scale,
                 attn_drop=self.attn_drop if self.training else 0.0,
             )
         out = out.reshape(batch, hp, wp, channels)

@@ -20,6 +20,7 @@ the +length end, "left" the +width side in the object frame, bottom = y of the l
    width:   +   -   -   +   +   -   -   +     (z in the object frame, times w/2)
    height:  0   0   0   0  -h  -h  -h  -h     (y offset)
 """
+
 from __future__ import annotations
 
 import math
@@ -29,14 +30,26 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-Array = TypeVar('Array', np.ndarray, torch.Tensor)
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 _LENGTH_SIGNS = (1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0)
 _WIDTH_SIGNS = (1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0)
 _HEIGHT_STEPS = (0.0, 0.0, 0.0, 0.0, -1.0, -1.0, -1.0, -1.0)
 # the 12 edges of the corner order above: bottom ring, top ring, verticals
-BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4),
-             (0, 4), (1, 5), (2, 6), (3, 7))
+BOX_EDGES = (
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 0),
+    (4, 5),
+    (5, 6),
+    (6, 7),
+    (7, 4),
+    (0, 4),
+    (1, 5),
+    (2, 6),
+    (3, 7),
+)
 
 
 def _xp(x: np.ndarray | torch.Tensor) -> ModuleType:
@@ -46,13 +59,14 @@ def _xp(x: np.ndarray | torch.Tensor) -> ModuleType:
 def _like(values, ref: Array) -> Array:
     if isinstance(ref, torch.Tensor):
         return torch.as_tensor(values, dtype=ref.dtype, device=ref.device)
-    return np.asarray(values, dtype=ref.dtype if ref.dtype.kind == 'f' else np.float64)
+    return np.asarray(values, dtype=ref.dtype if ref.dtype.kind == "f" else np.float64)
 
 
 def _check_boxes(boxes: Array) -> None:
     if boxes.shape[-1] != 7:
-        raise ValueError(f'expected camera boxes shaped (..., 7) = x y z h w l ry, got '
-                         f'{tuple(boxes.shape)}')
+        raise ValueError(
+            f"expected camera boxes shaped (..., 7) = x y z h w l ry, got {tuple(boxes.shape)}"
+        )
 
 
 def limit_period(angle: Array, period: float = 2 * math.pi) -> Array:
@@ -86,7 +100,7 @@ def gravity_centers(boxes: Array) -> Array:
 
 def _projection_3x4(cam2img: Array) -> Array:
     if tuple(cam2img.shape) not in ((3, 3), (3, 4), (4, 4)):
-        raise ValueError(f'expected cam2img shaped 3x3, 3x4 or 4x4, got {tuple(cam2img.shape)}')
+        raise ValueError(f"expected cam2img shaped 3x3, 3x4 or 4x4, got {tuple(cam2img.shape)}")
     if cam2img.shape[1] == 3:
         xp = _xp(cam2img)
         return xp.concatenate([cam2img, cam2img[:, :1] * 0], 1)
@@ -119,18 +133,22 @@ def unproject_points(uv: Array, depth: Array, cam2img: Array) -> Array:
     u, v = uv[..., 0], uv[..., 1]
     zeros = u * 0
     # unknowns (x, y, s): rows of [P00 P01 -u; P10 P11 -v; P20 P21 -1]
-    a = xp.stack([
-        xp.stack([zeros + p[0, 0], zeros + p[0, 1], -u], -1),
-        xp.stack([zeros + p[1, 0], zeros + p[1, 1], -v], -1),
-        xp.stack([zeros + p[2, 0], zeros + p[2, 1], zeros - 1], -1),
-    ], -2)
+    a = xp.stack(
+        [
+            xp.stack([zeros + p[0, 0], zeros + p[0, 1], -u], -1),
+            xp.stack([zeros + p[1, 0], zeros + p[1, 1], -v], -1),
+            xp.stack([zeros + p[2, 0], zeros + p[2, 1], zeros - 1], -1),
+        ],
+        -2,
+    )
     b = -(depth[..., None] * p[:, 2] + p[:, 3])
     solution = xp.linalg.solve(a, b[..., None])[..., 0]
     return xp.stack([solution[..., 0], solution[..., 1], depth], -1)
 
 
-def boxes_to_bbox2d(boxes: Array, cam2img: Array,
-                    image_shape: tuple[int, int] | None = None, near: float = 0.1) -> Array:
+def boxes_to_bbox2d(
+    boxes: Array, cam2img: Array, image_shape: tuple[int, int] | None = None, near: float = 0.1
+) -> Array:
     """2D boxes x1 y1 x2 y2 (..., 4) enclosing the projected camera boxes (..., 7).
 
     The boxes are clipped to the plane z = ``near`` first (the part behind the camera is not
@@ -147,8 +165,7 @@ def boxes_to_bbox2d(boxes: Array, cam2img: Array,
     crossings = starts + t[..., None] * (ends - starts)
     candidates = xp.concatenate([corners, crossings], -2)
     valid = xp.concatenate([corners[..., 2] >= near, crosses], -1)
-    safe = xp.where(valid[..., None], candidates, candidates * 0 + _like([0.0, 0.0, 1.0],
-                                                                         boxes))
+    safe = xp.where(valid[..., None], candidates, candidates * 0 + _like([0.0, 0.0, 1.0], boxes))
     uv, _ = project_points(safe, cam2img)
     inf = _like(math.inf, boxes)
     u_min = xp.amin(xp.where(valid, uv[..., 0], inf), -1)
@@ -158,8 +175,15 @@ def boxes_to_bbox2d(boxes: Array, cam2img: Array,
     bbox = xp.stack([u_min, v_min, u_max, v_max], -1)
     if image_shape is not None:
         x_max, y_max = image_shape[1] - 1, image_shape[0] - 1
-        bbox = xp.stack([bbox[..., 0].clip(0, x_max), bbox[..., 1].clip(0, y_max),
-                         bbox[..., 2].clip(0, x_max), bbox[..., 3].clip(0, y_max)], -1)
+        bbox = xp.stack(
+            [
+                bbox[..., 0].clip(0, x_max),
+                bbox[..., 1].clip(0, y_max),
+                bbox[..., 2].clip(0, x_max),
+                bbox[..., 3].clip(0, y_max),
+            ],
+            -1,
+        )
     visible = valid.any(-1)
     return xp.where(visible[..., None], bbox, _like(math.nan, boxes))
 

@@ -5,6 +5,7 @@ disk (``fsync``), renames it over the target (``os.replace``, atomic on POSIX an
 syncs the directory so the rename itself survives a power loss. Standard library only: every
 writer of the project (checkpoints, KITTI files, converters, generated datasets) uses it.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,9 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     path = osp.abspath(os.fspath(path))
     directory = osp.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=PARTIAL_SUFFIX,
-                                    dir=directory)
+    fd, tmp_path = tempfile.mkstemp(
+        prefix=f".{osp.basename(path)}.", suffix=PARTIAL_SUFFIX, dir=directory
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

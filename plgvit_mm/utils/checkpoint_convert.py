@@ -4,6 +4,7 @@ Backbone-specific key maps live next to their model (e.g. ``checkpoint_filter_fn
 ``plgvit_mm/models/backbones/nat.py``); these helpers only move tensors between layouts and say
 clearly which keys did not fit.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,7 +38,7 @@ def unwrap_state_dict(checkpoint: Mapping, source: str = "checkpoint") -> dict[s
             f"state dict, bare or under one of {STATE_DICT_KEYS}"
         )
     if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
     return tensors
 
 
@@ -49,7 +50,7 @@ def select_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Te
     """
     if not any(k.startswith(prefix) for k in state_dict):
         return dict(state_dict)
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def load_state_dict_reported(
@@ -73,15 +74,18 @@ def load_state_dict_reported(
         if k in own and own[k].shape != v.shape
     ]
     if bad_shapes:
-        raise ValueError(f"{source}: shape mismatch for {len(bad_shapes)} key(s):\n  "
-                         + "\n  ".join(bad_shapes))
+        raise ValueError(
+            f"{source}: shape mismatch for {len(bad_shapes)} key(s):\n  " + "\n  ".join(bad_shapes)
+        )
     result = model.load_state_dict(state_dict, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     fresh = [k for k in missing if k.startswith(expected_missing)]
     absent = [k for k in missing if not k.startswith(expected_missing)]
     if fresh:
-        print_log(f"{source}: kept initialisation of {fresh} (not part of this checkpoint kind)",
-                  logger=logger)
+        print_log(
+            f"{source}: kept initialisation of {fresh} (not part of this checkpoint kind)",
+            logger=logger,
+        )
     if absent:
         print_log(f"{source}: missing keys {absent}", logger=logger, level=30)
     if unexpected:

@@ -11,6 +11,7 @@ meta into checkpoints, which torch's weights-only unpickler rejects, so ``resume
   tools, or the environment variable ``PLGVIT_MM_TRUST_CHECKPOINT=1`` for library use. Only then
   is the file fully unpickled (which can run arbitrary code), with a warning.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,11 @@ def _numpy_globals() -> list[Any]:
     # numpy >= 1.25 pickles dtypes as instances of per-type classes (np.dtypes.Float64DType, ...)
     dtypes_module = getattr(np, "dtypes", None)
     if dtypes_module is not None:
-        found += [getattr(dtypes_module, name) for name in dir(dtypes_module)
-                  if name.endswith("DType") and isinstance(getattr(dtypes_module, name), type)]
+        found += [
+            getattr(dtypes_module, name)
+            for name in dir(dtypes_module)
+            if name.endswith("DType") and isinstance(getattr(dtypes_module, name), type)
+        ]
     return found
 
 
@@ -52,7 +56,8 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(obj, name, None)):
         return getattr(obj, name)
     raise pickle.UnpicklingError(
-        f"getattr({obj!r}, {name!r}) is not allowed while loading a checkpoint")
+        f"getattr({obj!r}, {name!r}) is not allowed while loading a checkpoint"
+    )
 
 
 def _mmengine_globals() -> list[Any]:

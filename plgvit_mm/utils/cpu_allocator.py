@@ -15,6 +15,7 @@ for the same reason; :func:`retain_freed_memory` is the glibc-only equivalent (n
 ``mallopt(M_TRIM_THRESHOLD, INT_MAX)`` keeps freed heap memory for reuse. The cost is that the
 process keeps its peak heap size until exit (``malloc_trim`` still releases it on request).
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -13,6 +13,7 @@ attn.v, ``2 * H * W * k^2 * C`` MACs per image (on the padded map, see its
 traced kernel, the kernel is skipped while counting (``na2d`` returns v unchanged), which makes
 tracing several times faster; MACs depend on shapes only.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -54,16 +55,26 @@ def baddbmm_flop_jit(inputs: list, outputs: list) -> int:
 
 
 MAC_OPS = {
-    "aten::_convolution": conv_flop_jit, "aten::linear": linear_flop_jit,
-    "aten::addmm": addmm_flop_jit, "aten::mm": matmul_flop_jit, "aten::matmul": matmul_flop_jit,
-    "aten::bmm": bmm_flop_jit, "aten::baddbmm": baddbmm_flop_jit, "aten::baddbmm_": baddbmm_flop_jit,
+    "aten::_convolution": conv_flop_jit,
+    "aten::linear": linear_flop_jit,
+    "aten::addmm": addmm_flop_jit,
+    "aten::mm": matmul_flop_jit,
+    "aten::matmul": matmul_flop_jit,
+    "aten::bmm": bmm_flop_jit,
+    "aten::baddbmm": baddbmm_flop_jit,
+    "aten::baddbmm_": baddbmm_flop_jit,
     "aten::einsum": einsum_flop_jit,
     "aten::scaled_dot_product_attention": sdpa_flop_jit,
 }
 """Traced ops that are counted, with mmengine's (fvcore's) handles (one MAC per multiply-add)."""
 NON_MAC_OPS = (
-    "aten::batch_norm", "aten::group_norm", "aten::layer_norm", "aten::instance_norm",
-    "aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::adaptive_avg_pool2d",
+    "aten::batch_norm",
+    "aten::group_norm",
+    "aten::layer_norm",
+    "aten::instance_norm",
+    "aten::upsample_nearest2d",
+    "aten::upsample_bilinear2d",
+    "aten::adaptive_avg_pool2d",
     "aten::grid_sampler",
 )
 """Ops mmengine counts by default that are not multiply-accumulates; ignored here."""
@@ -111,8 +122,11 @@ def count_macs(model: nn.Module, inputs: Tensor | tuple[Tensor, ...]) -> MacCoun
         batch, height, width, _ = args[0].shape
         attention[names[module]] += int(batch) * module.attention_macs(int(height), int(width))
 
-    hooks = [m.register_forward_hook(record) for m in model.modules()
-             if isinstance(m, NeighborhoodAttention2D)]
+    hooks = [
+        m.register_forward_hook(record)
+        for m in model.modules()
+        if isinstance(m, NeighborhoodAttention2D)
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -135,5 +149,9 @@ def count_macs(model: nn.Module, inputs: Tensor | tuple[Tensor, ...]) -> MacCoun
         traced_own = by_module.get(name, 0) - children
         for scope in _ancestors(name):
             by_module[scope] = by_module.get(scope, 0) - traced_own + macs
-    return MacCount(total=by_module[""], by_module=by_module,
-                    attention=sum(attention.values()), unsupported_ops=unsupported)
+    return MacCount(
+        total=by_module[""],
+        by_module=by_module,
+        attention=sum(attention.values()),
+        unsupported_ops=unsupported,
+    )

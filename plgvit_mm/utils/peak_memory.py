@@ -6,6 +6,7 @@ CPU: growth of the process resident set (``VmHWM`` after a reset through
 call. Either way the result is the call's activations, temporaries and new allocations in MiB;
 what was resident before (weights, optimizer state) is excluded.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -1,4 +1,5 @@
 """Drawing camera boxes projected into an image."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,10 +12,15 @@ from plgvit_mm.structures import BOX_EDGES, box_corners, project_points
 FRONT_FACE = (0, 1, 5, 4)  # corners of the +length face (box_corners order)
 
 
-def draw_boxes3d_on_image(image: np.ndarray, boxes_3d: np.ndarray, cam2img: np.ndarray,
-                          colors: Sequence[tuple[int, int, int]] | tuple[int, int, int],
-                          texts: Sequence[str] | None = None, thickness: int = 2,
-                          near: float = 0.5) -> np.ndarray:
+def draw_boxes3d_on_image(
+    image: np.ndarray,
+    boxes_3d: np.ndarray,
+    cam2img: np.ndarray,
+    colors: Sequence[tuple[int, int, int]] | tuple[int, int, int],
+    texts: Sequence[str] | None = None,
+    thickness: int = 2,
+    near: float = 0.5,
+) -> np.ndarray:
     """A copy of ``image`` (H, W, 3 uint8 BGR) with the 12 edges of each box drawn.
 
     Args:
@@ -43,6 +49,14 @@ def draw_boxes3d_on_image(image: np.ndarray, boxes_3d: np.ndarray, cam2img: np.n
         cv2.line(canvas, tuple(points[f[1]]), tuple(points[f[3]]), color, 1, cv2.LINE_AA)
         if texts is not None:
             x, y = points[4:].min(0)
-            cv2.putText(canvas, texts[i], (int(x), int(max(y - 4, 10))),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                texts[i],
+                (int(x), int(max(y - 4, 10))),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                color,
+                1,
+                cv2.LINE_AA,
+            )
     return canvas

@@ -14,6 +14,7 @@ without ``box2d`` and boxes with no area are skipped and counted in the printed 
 Image sizes are read from ``--image-dir`` when given, else BDD100K's 720 x 1280. The output is
 written atomically (temporary file + rename).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,17 @@ from PIL import Image
 from plgvit_mm.utils.atomic_file import atomic_write_text
 
 BDD100K_DET_CLASSES: tuple[str, ...] = (
-    "pedestrian", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
-    "traffic light", "traffic sign")
+    "pedestrian",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+    "traffic light",
+    "traffic sign",
+)
 BDD100K_IMAGE_SIZE = (720, 1280)  # H x W
 
 
@@ -44,8 +54,9 @@ def _frame_size(name: str, image_dir: str | None) -> tuple[int, int]:
     return height, width
 
 
-def convert(frames: Any, source: str = "<input>",
-            image_dir: str | None = None) -> tuple[dict, Counter]:
+def convert(
+    frames: Any, source: str = "<input>", image_dir: str | None = None
+) -> tuple[dict, Counter]:
     """BDD100K detection frames -> (COCO dict, counts of what was written and skipped).
 
     Raises:
@@ -77,17 +88,25 @@ def convert(frames: Any, source: str = "<input>",
             try:
                 x1, y1, x2, y2 = (float(box[k]) for k in ("x1", "y1", "x2", "y2"))
             except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{source}: frame '{frame['name']}' label {label_index}: box2d "
-                                 f"needs numbers x1, y1, x2, y2, got {box!r}") from err
+                raise ValueError(
+                    f"{source}: frame '{frame['name']}' label {label_index}: box2d "
+                    f"needs numbers x1, y1, x2, y2, got {box!r}"
+                ) from err
             box_w, box_h = x2 - x1 + 1, y2 - y1 + 1
             if box_w <= 0 or box_h <= 0:
                 counts["skipped: empty box"] += 1
                 continue
             attributes = label.get("attributes") or {}
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=image_id, category_id=category_ids[category],
-                bbox=[x1, y1, box_w, box_h], area=box_w * box_h,
-                iscrowd=int(bool(attributes.get("crowd", False)))))
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=image_id,
+                    category_id=category_ids[category],
+                    bbox=[x1, y1, box_w, box_h],
+                    area=box_w * box_h,
+                    iscrowd=int(bool(attributes.get("crowd", False))),
+                )
+            )
             counts["boxes"] += 1
     counts["frames"] = len(images)
     categories = [dict(id=i, name=name) for name, i in category_ids.items()]
@@ -95,8 +114,9 @@ def convert(frames: Any, source: str = "<input>",
 
 
 def main(argv: list[str] | None = None) -> Counter:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("src", help="BDD100K detection JSON (det_train.json / det_val.json)")
     parser.add_argument("dst", help="output COCO JSON")
     parser.add_argument("--image-dir", help="read image sizes from this folder")

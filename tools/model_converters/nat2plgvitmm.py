@@ -10,6 +10,7 @@ Example:
     python tools/model_converters/nat2plgvitmm.py nat_tiny.pth work_dirs/nat_tiny_backbone.pth \
         --arch tiny
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,12 +39,19 @@ def build_target(arch: str, dinat: bool, kernel_size: int, target: str) -> NATTr
     return NATClassifier(**(DINAT_ARCHS if dinat else NAT_ARCHS)[arch], kernel_size=kernel_size)
 
 
-def convert(src: str, dst: str, arch: str, dinat: bool = False, kernel_size: int = 7,
-            target: str = "backbone") -> list[str]:
+def convert(
+    src: str,
+    dst: str,
+    arch: str,
+    dinat: bool = False,
+    kernel_size: int = 7,
+    target: str = "backbone",
+) -> list[str]:
     """Convert ``src`` into ``dst``; returns the problems found (nothing is written if any)."""
     model = build_target(arch, dinat, kernel_size, target)
-    state = convert_state_dict(CheckpointLoader.load_checkpoint(src, map_location="cpu"), model,
-                               source=src)
+    state = convert_state_dict(
+        CheckpointLoader.load_checkpoint(src, map_location="cpu"), model, source=src
+    )
     fresh = DENSE_NORM_PREFIXES if target == "backbone" else ()
     missing, unexpected = load_state_dict_reported(model, state, src, expected_missing=fresh)
     problems = [f"missing key {k}" for k in missing if not k.startswith(fresh)]
@@ -60,14 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dst", help="output checkpoint")
     parser.add_argument("--arch", required=True, choices=sorted(NAT_ARCHS))
     parser.add_argument("--dinat", action="store_true", help="DiNAT variant table")
-    parser.add_argument("--kernel-size", type=int, default=7,
-                        help="target kernel size; rpb tables of another size are resized")
+    parser.add_argument(
+        "--kernel-size",
+        type=int,
+        default=7,
+        help="target kernel size; rpb tables of another size are resized",
+    )
     parser.add_argument("--target", choices=("backbone", "classifier"), default="backbone")
     args = parser.parse_args(argv)
     problems = convert(args.src, args.dst, args.arch, args.dinat, args.kernel_size, args.target)
     if problems:
-        print(f"{args.src}: not converted, {len(problems)} problem(s):", *problems,
-              sep="\n  ", file=sys.stderr)
+        print(
+            f"{args.src}: not converted, {len(problems)} problem(s):",
+            *problems,
+            sep="\n  ",
+            file=sys.stderr,
+        )
         return 1
     print(f"wrote {args.dst}")
     return 0

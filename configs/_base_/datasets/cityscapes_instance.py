@@ -3,4 +3,4 @@
 # written by mmdet's tools/dataset_converters/cityscapes.py (needs cityscapesscripts), images
 # under leftImg8bit/; train scale (2048, 800-1024), the train set repeated 8x per epoch,
 # 1 image per GPU; COCO bbox/segm metric and the official Cityscapes instance metric.
-_base_ = ['mmdet::_base_/datasets/cityscapes_instance.py']
+_base_ = ["mmdet::_base_/datasets/cityscapes_instance.py"]

@@ -5,11 +5,12 @@
 #   model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))
 backbone = dict(
     _delete_=True,
-    type='LWPLGViT',
-    arch='a',
+    type="LWPLGViT",
+    arch="a",
     drop_path_rate=0.1,
     out_indices=(0, 1, 2, 3),
     frozen_stages=-1,
     with_cp=False,
-    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lw_plgvit_a_in1k.pth'))
+    init_cfg=dict(type="Pretrained", checkpoint="checkpoints/lw_plgvit_a_in1k.pth"),
+)
 backbone_channels = [48, 96, 144, 384]

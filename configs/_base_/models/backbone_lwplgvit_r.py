@@ -5,11 +5,12 @@
 #   model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))
 backbone = dict(
     _delete_=True,
-    type='LWPLGViT',
-    arch='r',
+    type="LWPLGViT",
+    arch="r",
     drop_path_rate=0.1,
     out_indices=(0, 1, 2, 3),
     frozen_stages=-1,
     with_cp=False,
-    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/lw_plgvit_r_in1k.pth'))
+    init_cfg=dict(type="Pretrained", checkpoint="checkpoints/lw_plgvit_r_in1k.pth"),
+)
 backbone_channels = [32, 64, 192, 384]

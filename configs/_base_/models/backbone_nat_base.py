@@ -6,13 +6,15 @@
 #                neck=dict(in_channels={{_base_.backbone_channels}}))
 backbone = dict(
     _delete_=True,
-    type='NAT',
-    arch='base',
+    type="NAT",
+    arch="base",
     drop_path_rate=0.5,
     out_indices=(0, 1, 2, 3),
     frozen_stages=-1,
     with_cp=False,
     init_cfg=dict(
-        type='Pretrained',
-        checkpoint='https://shi-labs.com/projects/nat/checkpoints/CLS/nat_base.pth'))
+        type="Pretrained",
+        checkpoint="https://shi-labs.com/projects/nat/checkpoints/CLS/nat_base.pth",
+    ),
+)
 backbone_channels = [128, 256, 512, 1024]

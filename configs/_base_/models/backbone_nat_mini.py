@@ -5,13 +5,15 @@
 #                neck=dict(in_channels={{_base_.backbone_channels}}))
 backbone = dict(
     _delete_=True,
-    type='NAT',
-    arch='mini',
+    type="NAT",
+    arch="mini",
     drop_path_rate=0.2,
     out_indices=(0, 1, 2, 3),
     frozen_stages=-1,
     with_cp=False,
     init_cfg=dict(
-        type='Pretrained',
-        checkpoint='https://shi-labs.com/projects/nat/checkpoints/CLS/nat_mini.pth'))
+        type="Pretrained",
+        checkpoint="https://shi-labs.com/projects/nat/checkpoints/CLS/nat_mini.pth",
+    ),
+)
 backbone_channels = [64, 128, 256, 512]

@@ -5,13 +5,15 @@
 #                neck=dict(in_channels={{_base_.backbone_channels}}))
 backbone = dict(
     _delete_=True,
-    type='NAT',
-    arch='small',
+    type="NAT",
+    arch="small",
     drop_path_rate=0.35,
     out_indices=(0, 1, 2, 3),
     frozen_stages=-1,
     with_cp=False,
     init_cfg=dict(
-        type='Pretrained',
-        checkpoint='https://shi-labs.com/projects/nat/checkpoints/CLS/nat_small.pth'))
+        type="Pretrained",
+        checkpoint="https://shi-labs.com/projects/nat/checkpoints/CLS/nat_small.pth",
+    ),
+)
 backbone_channels = [96, 192, 384, 768]

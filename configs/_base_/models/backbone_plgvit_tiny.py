@@ -5,11 +5,12 @@
 #   model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))
 backbone = dict(
     _delete_=True,
-    type='PLGViT',
-    arch='tiny',
+    type="PLGViT",
+    arch="tiny",
     drop_path_rate=0.2,
     out_indices=(0, 1, 2, 3),
     frozen_stages=-1,
     with_cp=False,
-    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/plgvit_tiny_in1k.pth'))
+    init_cfg=dict(type="Pretrained", checkpoint="checkpoints/plgvit_tiny_in1k.pth"),
+)
 backbone_channels = [64, 128, 256, 512]

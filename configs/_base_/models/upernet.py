@@ -3,4 +3,4 @@
 # (reverted to BN by mmengine when not distributed), whole-image inference.
 # Experiment configs replace the backbone (model.backbone with _delete_=True) and set
 # decode_head.in_channels / auxiliary_head.in_channels from the backbone's out_channels.
-_base_ = ['mmseg::_base_/models/upernet_swin.py']
+_base_ = ["mmseg::_base_/models/upernet_swin.py"]

@@ -1,11 +1,12 @@
 # COCO 3x: 36 epochs, LR x0.1 at epochs 27 and 33 (the NAT recipe); everything else as 1x
 # (AdamW lr 1e-4 for a total batch of 16, linear rule lr = 1e-4 * B / 16).
-_base_ = ['./coco_adamw_1x.py']
+_base_ = ["./coco_adamw_1x.py"]
 
 max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33],
-         gamma=0.1),
+    dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(
+        type="MultiStepLR", begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1
+    ),
 ]

@@ -1,12 +1,25 @@
 """Packing a mono 3D sample into mmdet's inputs / DetDataSample."""
+
 from __future__ import annotations
 
 from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import TRANSFORMS
 
-MONO3D_META_KEYS = ('img_id', 'img_path', 'label_path', 'sample_idx', 'ori_shape', 'img_shape',
-                    'pad_shape', 'scale_factor', 'flip', 'flip_direction', 'cam2img',
-                    'ori_cam2img', 'homography_matrix')
+MONO3D_META_KEYS = (
+    "img_id",
+    "img_path",
+    "label_path",
+    "sample_idx",
+    "ori_shape",
+    "img_shape",
+    "pad_shape",
+    "scale_factor",
+    "flip",
+    "flip_direction",
+    "cam2img",
+    "ori_cam2img",
+    "homography_matrix",
+)
 
 
 @TRANSFORMS.register_module()
@@ -18,7 +31,7 @@ class PackMono3DInputs(PackDetInputs):
     network input image, ``ori_cam2img`` that of the file).
     """
 
-    mapping_table = {**PackDetInputs.mapping_table, 'gt_bboxes_3d': 'bboxes_3d'}
+    mapping_table = {**PackDetInputs.mapping_table, "gt_bboxes_3d": "bboxes_3d"}
 
     def __init__(self, meta_keys: tuple[str, ...] = MONO3D_META_KEYS) -> None:
         super().__init__(meta_keys=meta_keys)

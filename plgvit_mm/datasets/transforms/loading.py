@@ -1,4 +1,5 @@
 """Turning a KittiMono3DDataset sample's instances into arrays for the pipeline."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,13 +19,14 @@ class LoadMono3DAnnotations(BaseTransform):
     """
 
     def transform(self, results: dict) -> dict:
-        instances = results.get('instances', [])
-        results['gt_bboxes'] = np.array([i['bbox'] for i in instances],
-                                        dtype=np.float32).reshape(-1, 4)
-        results['gt_bboxes_labels'] = np.array([i['bbox_label'] for i in instances],
-                                               dtype=np.int64)
-        results['gt_bboxes_3d'] = np.array([i['bbox_3d'] for i in instances],
-                                           dtype=np.float32).reshape(-1, 7)
-        results['cam2img'] = as_cam2img(results['cam2img'])
-        results['ori_cam2img'] = results['cam2img'].copy()
+        instances = results.get("instances", [])
+        results["gt_bboxes"] = np.array([i["bbox"] for i in instances], dtype=np.float32).reshape(
+            -1, 4
+        )
+        results["gt_bboxes_labels"] = np.array([i["bbox_label"] for i in instances], dtype=np.int64)
+        results["gt_bboxes_3d"] = np.array(
+            [i["bbox_3d"] for i in instances], dtype=np.float32
+        ).reshape(-1, 7)
+        results["cam2img"] = as_cam2img(results["cam2img"])
+        results["ori_cam2img"] = results["cam2img"].copy()
         return results

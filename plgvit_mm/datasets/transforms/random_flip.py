@@ -1,4 +1,5 @@
 """Horizontal flip of a mono 3D sample: image, 2D boxes, 3D scene and intrinsics."""
+
 from __future__ import annotations
 
 import mmcv
@@ -22,19 +23,19 @@ class Mono3DRandomFlip(BaseTransform):
 
     def __init__(self, prob: float = 0.5) -> None:
         if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob}')
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
         self.prob = prob
 
     def transform(self, results: dict) -> dict:
         flip = bool(np.random.rand() < self.prob)
-        results['flip'] = flip
-        results['flip_direction'] = 'horizontal' if flip else None
+        results["flip"] = flip
+        results["flip_direction"] = "horizontal" if flip else None
         if flip:
-            width = results['img'].shape[1]
-            results['img'] = mmcv.imflip(results['img'], direction='horizontal')
+            width = results["img"].shape[1]
+            results["img"] = mmcv.imflip(results["img"], direction="horizontal")
             affine = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
             apply_image_affine(results, affine, mirror_scene=True)
         return results
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(prob={self.prob})'
+        return f"{self.__class__.__name__}(prob={self.prob})"

@@ -1,4 +1,5 @@
 """Random shift and zoom of a mono 3D sample (CenterNet / MonoDLE crop augmentation)."""
+
 from __future__ import annotations
 
 import cv2
@@ -21,12 +22,17 @@ class Mono3DRandomShiftScale(BaseTransform):
     depth: learn focal-normalised depth (Mono3DBoxCoder.reference_focal) when using it.
     """
 
-    def __init__(self, shift_ratio: float = 0.1, scale_ratio: float = 0.4, prob: float = 0.5,
-                 pad_val: float = 0) -> None:
+    def __init__(
+        self,
+        shift_ratio: float = 0.1,
+        scale_ratio: float = 0.4,
+        prob: float = 0.5,
+        pad_val: float = 0,
+    ) -> None:
         if not 0 <= scale_ratio < 1:
-            raise ValueError(f'scale_ratio must be in [0, 1), got {scale_ratio}')
+            raise ValueError(f"scale_ratio must be in [0, 1), got {scale_ratio}")
         if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob}')
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
         self.shift_ratio = shift_ratio
         self.scale_ratio = scale_ratio
         self.prob = prob
@@ -35,19 +41,26 @@ class Mono3DRandomShiftScale(BaseTransform):
     def transform(self, results: dict) -> dict:
         if np.random.rand() >= self.prob:
             return results
-        height, width = results['img'].shape[:2]
+        height, width = results["img"].shape[:2]
         crop = np.random.uniform(1 - self.scale_ratio, 1 + self.scale_ratio)
         shift = np.random.uniform(-self.shift_ratio, self.shift_ratio, size=2) * (width, height)
         centre = np.array([(width - 1) / 2, (height - 1) / 2])
         zoom = 1.0 / crop
         offset = centre - zoom * (centre + shift)
         affine = np.array([[zoom, 0.0, offset[0]], [0.0, zoom, offset[1]], [0.0, 0.0, 1.0]])
-        results['img'] = cv2.warpAffine(results['img'], affine[:2], (width, height),
-                                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                        borderValue=self.pad_val)
+        results["img"] = cv2.warpAffine(
+            results["img"],
+            affine[:2],
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=self.pad_val,
+        )
         apply_image_affine(results, affine)
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(shift_ratio={self.shift_ratio}, '
-                f'scale_ratio={self.scale_ratio}, prob={self.prob})')
+        return (
+            f"{self.__class__.__name__}(shift_ratio={self.shift_ratio}, "
+            f"scale_ratio={self.scale_ratio}, prob={self.prob})"
+        )

@@ -11,6 +11,7 @@ One implementation (:class:`NATTrunk`: tokenizer + four levels) serves
 Tensors are channels-last (B, H, W, C) inside; dense outputs are NCHW at strides 4, 8, 16, 32.
 Official, mmdet/mmseg and HuggingFace checkpoints convert through :func:`convert_state_dict`.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,14 +51,26 @@ __all__ = [
 
 ARCH_KEYS = ("embed_dim", "depths", "num_heads", "mlp_ratio", "layer_scale")
 NAT_ARCHS: dict[str, dict] = {
-    "mini": dict(embed_dim=64, depths=(3, 4, 6, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0,
-                 layer_scale=None),
-    "tiny": dict(embed_dim=64, depths=(3, 4, 18, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0,
-                 layer_scale=None),
-    "small": dict(embed_dim=96, depths=(3, 4, 18, 5), num_heads=(3, 6, 12, 24), mlp_ratio=2.0,
-                  layer_scale=1e-5),
-    "base": dict(embed_dim=128, depths=(3, 4, 18, 5), num_heads=(4, 8, 16, 32), mlp_ratio=2.0,
-                 layer_scale=1e-5),
+    "mini": dict(
+        embed_dim=64, depths=(3, 4, 6, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0, layer_scale=None
+    ),
+    "tiny": dict(
+        embed_dim=64, depths=(3, 4, 18, 5), num_heads=(2, 4, 8, 16), mlp_ratio=3.0, layer_scale=None
+    ),
+    "small": dict(
+        embed_dim=96,
+        depths=(3, 4, 18, 5),
+        num_heads=(3, 6, 12, 24),
+        mlp_ratio=2.0,
+        layer_scale=1e-5,
+    ),
+    "base": dict(
+        embed_dim=128,
+        depths=(3, 4, 18, 5),
+        num_heads=(4, 8, 16, 32),
+        mlp_ratio=2.0,
+        layer_scale=1e-5,
+    ),
 }
 """Published NAT variants (nat.md §3); head_dim is 32 everywhere."""
 DINAT_ARCHS: dict[str, dict] = {**NAT_ARCHS, "small": {**NAT_ARCHS["small"], "layer_scale": None}}
@@ -79,12 +92,15 @@ _DENSE_ONLY = re.compile(r"^norm\d+\.")
 def dinat_dilations(schedule: str, depths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     """Per-level, per-block dilations of a published DiNAT schedule for the given depths."""
     if schedule not in DILATION_SCHEDULES:
-        raise ValueError(f"unknown DiNAT dilation schedule {schedule!r}; "
-                         f"valid: {sorted(DILATION_SCHEDULES)}")
+        raise ValueError(
+            f"unknown DiNAT dilation schedule {schedule!r}; valid: {sorted(DILATION_SCHEDULES)}"
+        )
     patterns = DILATION_SCHEDULES[schedule]
     if len(depths) != len(patterns):
         raise ValueError(f"schedule {schedule!r} has {len(patterns)} levels, depths {depths}")
-    return tuple(tuple(p[j % len(p)] for j in range(d)) for p, d in zip(patterns, depths, strict=True))
+    return tuple(
+        tuple(p[j % len(p)] for j in range(d)) for p, d in zip(patterns, depths, strict=True)
+    )
 
 
 def _resolve_dilations(
@@ -97,8 +113,9 @@ def _resolve_dilations(
         return dinat_dilations(dilations, depths)
     levels = tuple(tuple(int(d) for d in level) for level in dilations)
     if [len(level) for level in levels] != list(depths) or min(min(lv) for lv in levels) < 1:
-        raise ValueError(f"dilations {dilations} must give one int >= 1 per block of depths "
-                         f"{tuple(depths)}")
+        raise ValueError(
+            f"dilations {dilations} must give one int >= 1 per block of depths {tuple(depths)}"
+        )
     return levels
 
 
@@ -106,8 +123,9 @@ def _resolve_arch(arch: str | Mapping, table: Mapping[str, dict]) -> dict:
     """An arch name from ``table`` or a dict with exactly the keys of ARCH_KEYS."""
     if isinstance(arch, str):
         if arch not in table:
-            raise ValueError(f"unknown NAT arch {arch!r}; valid: {sorted(table)} or a dict with "
-                             f"keys {ARCH_KEYS}")
+            raise ValueError(
+                f"unknown NAT arch {arch!r}; valid: {sorted(table)} or a dict with keys {ARCH_KEYS}"
+            )
         return dict(table[arch])
     if set(arch) != set(ARCH_KEYS):
         raise ValueError(f"arch dict keys {sorted(arch)} must be exactly {sorted(ARCH_KEYS)}")
@@ -190,8 +208,15 @@ class NATBlock(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = NeighborhoodAttention2D(
-            dim, num_heads, kernel_size, dilation=dilation, qkv_bias=qkv_bias, qk_scale=qk_scale,
-            attn_drop=attn_drop, proj_drop=drop, pad_small_inputs=pad_small_inputs,
+            dim,
+            num_heads,
+            kernel_size,
+            dilation=dilation,
+            qkv_bias=qkv_bias,
+            qk_scale=qk_scale,
+            attn_drop=attn_drop,
+            proj_drop=drop,
+            pad_small_inputs=pad_small_inputs,
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
@@ -219,8 +244,14 @@ class NATLevel(nn.Module):
     ``forward`` returns ``(level_output, next_input)``: the map before and after downsampling.
     """
 
-    def __init__(self, dim: int, dilations: Sequence[int], drop_paths: Sequence[float],
-                 downsample: bool, **block_kwargs) -> None:
+    def __init__(
+        self,
+        dim: int,
+        dilations: Sequence[int],
+        drop_paths: Sequence[float],
+        downsample: bool,
+        **block_kwargs,
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
             NATBlock(dim, dilation=d, drop_path=p, **block_kwargs)
@@ -295,10 +326,18 @@ class NATTrunk(nn.Module):
         starts = [sum(depths[:i]) for i in range(num_levels)]
         self.levels = nn.ModuleList(
             NATLevel(
-                self.level_channels[i], self.dilations[i], rates[starts[i]:starts[i] + depths[i]],
-                downsample=i < num_levels - 1, num_heads=num_heads[i], kernel_size=kernels[i],
-                mlp_ratio=mlp_ratio, layer_scale=layer_scale, qkv_bias=qkv_bias,
-                qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate,
+                self.level_channels[i],
+                self.dilations[i],
+                rates[starts[i] : starts[i] + depths[i]],
+                downsample=i < num_levels - 1,
+                num_heads=num_heads[i],
+                kernel_size=kernels[i],
+                mlp_ratio=mlp_ratio,
+                layer_scale=layer_scale,
+                qkv_bias=qkv_bias,
+                qk_scale=qk_scale,
+                drop=drop_rate,
+                attn_drop=attn_drop_rate,
                 pad_small_inputs=pad_small_inputs,
             )
             for i in range(num_levels)
@@ -349,7 +388,9 @@ class NATClassifier(NATTrunk):
         """Parameter groups for layer-wise learning-rate decay (timm convention)."""
         return dict(
             stem=r"^patch_embed",
-            blocks=r"^levels\.(\d+)" if coarse else [
+            blocks=r"^levels\.(\d+)"
+            if coarse
+            else [
                 (r"^levels\.(\d+)\.downsample", (0,)),
                 (r"^levels\.(\d+)\.blocks\.(\d+)", None),
                 (r"^norm", (99999,)),
@@ -420,18 +461,28 @@ class NAT(NATTrunk, BaseModule):
         init_cfg: dict | list[dict] | None = None,
     ) -> None:
         super().__init__(
-            **_resolve_arch(arch, self.arch_settings), kernel_size=kernel_size,
-            dilations=dilations, in_chans=in_channels, drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate, qkv_bias=qkv_bias,
-            qk_scale=qk_scale, pad_small_inputs=pad_small_inputs, init_cfg=init_cfg,
+            **_resolve_arch(arch, self.arch_settings),
+            kernel_size=kernel_size,
+            dilations=dilations,
+            in_chans=in_channels,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            qkv_bias=qkv_bias,
+            qk_scale=qk_scale,
+            pad_small_inputs=pad_small_inputs,
+            init_cfg=init_cfg,
         )
         num_levels = len(self.levels)
         out_indices = tuple(out_indices)
-        if not out_indices or list(out_indices) != sorted(set(out_indices)) or not all(
-            0 <= i < num_levels for i in out_indices
+        if (
+            not out_indices
+            or list(out_indices) != sorted(set(out_indices))
+            or not all(0 <= i < num_levels for i in out_indices)
         ):
-            raise ValueError(f"out_indices {out_indices} must be increasing, unique, in "
-                             f"[0, {num_levels - 1}]")
+            raise ValueError(
+                f"out_indices {out_indices} must be increasing, unique, in [0, {num_levels - 1}]"
+            )
         if not -1 <= frozen_stages <= num_levels:
             raise ValueError(f"frozen_stages {frozen_stages} must be in [-1, {num_levels}]")
         self.out_indices = out_indices
@@ -451,8 +502,9 @@ class NAT(NATTrunk, BaseModule):
         if self.frozen_stages < 0:
             return []
         frozen = [self.patch_embed, *self.levels[: self.frozen_stages]]
-        return frozen + [getattr(self, f"norm{i}") for i in self.out_indices
-                         if i < self.frozen_stages]
+        return frozen + [
+            getattr(self, f"norm{i}") for i in self.out_indices if i < self.frozen_stages
+        ]
 
     def _freeze_stages(self) -> None:
         for module in self._frozen_modules():
@@ -476,10 +528,12 @@ class NAT(NATTrunk, BaseModule):
         if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
             path = cfg["checkpoint"]
             checkpoint = CheckpointLoader.load_checkpoint(
-                path, map_location=cfg.get("map_location", "cpu"))
+                path, map_location=cfg.get("map_location", "cpu")
+            )
             state = convert_state_dict(checkpoint, self, source=str(path))
-            load_state_dict_reported(self, state, source=str(path),
-                                     expected_missing=DENSE_NORM_PREFIXES)
+            load_state_dict_reported(
+                self, state, source=str(path), expected_missing=DENSE_NORM_PREFIXES
+            )
             self._is_init = True
         elif cfg is not None:
             super().init_weights()
@@ -502,8 +556,11 @@ class NAT(NATTrunk, BaseModule):
         if output_fmt != "NCHW" or not intermediates_only:
             raise ValueError("NAT dense backbone gives NCHW intermediates only")
         indices = self.out_indices if indices is None else indices
-        indices = tuple(range(len(self.levels))[-indices:]) if isinstance(indices, int) else \
-            tuple(indices)
+        indices = (
+            tuple(range(len(self.levels))[-indices:])
+            if isinstance(indices, int)
+            else tuple(indices)
+        )
         if not set(indices) <= set(self.out_indices):
             raise ValueError(f"indices {indices} not in out_indices {self.out_indices}")
         outs = []
@@ -516,8 +573,9 @@ class NAT(NATTrunk, BaseModule):
         self, indices: int | Sequence[int] = 4, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
         """timm feature-getter API: drop levels after the last of ``indices`` and unused norms."""
-        indices = list(range(len(self.levels))[-indices:]) if isinstance(indices, int) else \
-            list(indices)
+        indices = (
+            list(range(len(self.levels))[-indices:]) if isinstance(indices, int) else list(indices)
+        )
         if not set(indices) <= set(self.out_indices):
             raise ValueError(f"indices {indices} not in out_indices {self.out_indices}")
         for i in self.out_indices:
@@ -542,8 +600,12 @@ class DiNAT(NAT):
 
     arch_settings = DINAT_ARCHS
 
-    def __init__(self, arch: str | Mapping = "tiny",
-                 dilations: str | Sequence[Sequence[int]] = "imagenet", **kwargs) -> None:
+    def __init__(
+        self,
+        arch: str | Mapping = "tiny",
+        dilations: str | Sequence[Sequence[int]] = "imagenet",
+        **kwargs,
+    ) -> None:
         super().__init__(arch=arch, dilations=dilations, **kwargs)
 
 
@@ -579,12 +641,13 @@ def _convert_hf_key(key: str) -> str | None:
     if m := re.match(r"^encoder\.levels\.(\d+)\.layers\.(\d+)\.(.*)$", key):
         for old, new in _HF_BLOCK_RENAMES:
             if m[3].startswith(old):
-                return f"levels.{m[1]}.blocks.{m[2]}.{new}{m[3][len(old):]}"
+                return f"levels.{m[1]}.blocks.{m[2]}.{new}{m[3][len(old) :]}"
     return None
 
 
-def convert_hf_state_dict(state_dict: Mapping[str, Tensor], source: str = "checkpoint"
-                          ) -> dict[str, Tensor]:
+def convert_hf_state_dict(
+    state_dict: Mapping[str, Tensor], source: str = "checkpoint"
+) -> dict[str, Tensor]:
     """HuggingFace (transformers Nat*/Dinat*) keys -> official NAT keys (nat.md §4).
 
     Separate query/key/value Linear layers are stacked into ``attn.qkv`` (rows q, k, v) and
@@ -611,14 +674,16 @@ def convert_hf_state_dict(state_dict: Mapping[str, Tensor], source: str = "check
             unknown.append(f"{block}attn.qkv.{kind} (has only {sorted(parts)})")
             continue
         out[f"{block}attn.qkv.{kind}"] = torch.cat(
-            [parts["query"], parts["key"], parts["value"]], dim=0)
+            [parts["query"], parts["key"], parts["value"]], dim=0
+        )
     if unknown:
         raise ValueError(f"{source}: unrecognised HuggingFace NAT/DiNAT keys {unknown}")
     return out
 
 
-def convert_state_dict(checkpoint: Mapping, model: NATTrunk, source: str = "checkpoint"
-                       ) -> dict[str, Tensor]:
+def convert_state_dict(
+    checkpoint: Mapping, model: NATTrunk, source: str = "checkpoint"
+) -> dict[str, Tensor]:
     """Any NAT/DiNAT checkpoint -> the key layout of ``model`` (classifier or dense backbone).
 
     Accepts official classifier files (bare state dict), mmdet/mmseg files (``state_dict`` with
@@ -634,15 +699,24 @@ def convert_state_dict(checkpoint: Mapping, model: NATTrunk, source: str = "chec
     drop = _DENSE_ONLY if "norm.weight" in own else _CLASSIFIER_ONLY
     state = {k: v for k, v in state.items() if k in own or not drop.match(k)}
     for key, value in state.items():
-        if key.endswith(".attn.rpb") and key in own and value.shape != own[key].shape \
-                and value.ndim == 3 and value.shape[0] == own[key].shape[0]:
+        if (
+            key.endswith(".attn.rpb")
+            and key in own
+            and value.shape != own[key].shape
+            and value.ndim == 3
+            and value.shape[0] == own[key].shape[0]
+        ):
             target = own[key].shape
-            warnings.warn(f"{source}: {key} resized bicubically from {tuple(value.shape)} to "
-                          f"{tuple(target)} (kernel {(value.shape[1] + 1) // 2} -> "
-                          f"{(target[1] + 1) // 2})", stacklevel=2)
+            warnings.warn(
+                f"{source}: {key} resized bicubically from {tuple(value.shape)} to "
+                f"{tuple(target)} (kernel {(value.shape[1] + 1) // 2} -> "
+                f"{(target[1] + 1) // 2})",
+                stacklevel=2,
+            )
             new_window = ((target[1] + 1) // 2, (target[2] + 1) // 2)
-            state[key] = resize_rel_pos_bias_table_simple(value.float(), new_window, target
-                                                          ).to(value.dtype)
+            state[key] = resize_rel_pos_bias_table_simple(value.float(), new_window, target).to(
+                value.dtype
+            )
     return state
 
 
@@ -658,21 +732,32 @@ def checkpoint_filter_fn(state_dict: Mapping, model: NATTrunk) -> dict[str, Tens
 
 # ---------------------------------------------------------------- timm models
 
+
 def _cfg(url: str = "", **kwargs) -> dict:
     return {
-        "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
-        "crop_pct": 0.875, "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD, "first_conv": "patch_embed.proj.0", "classifier": "head",
-        "license": "mit", **kwargs,
+        "url": url,
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 0.875,
+        "interpolation": "bicubic",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "patch_embed.proj.0",
+        "classifier": "head",
+        "license": "mit",
+        **kwargs,
     }
 
 
 _NAT_URL = "https://shi-labs.com/projects/nat/checkpoints/CLS/{}.pth"
 _DINAT_URL = "https://shi-labs.com/projects/dinat/checkpoints/imagenet1k/{}_in1k_224.pth"
-default_cfgs = generate_default_cfgs({
-    **{f"nat_{a}.in1k": _cfg(_NAT_URL.format(f"nat_{a}")) for a in NAT_ARCHS},
-    **{f"dinat_{a}.in1k": _cfg(_DINAT_URL.format(f"dinat_{a}")) for a in DINAT_ARCHS},
-})
+default_cfgs = generate_default_cfgs(
+    {
+        **{f"nat_{a}.in1k": _cfg(_NAT_URL.format(f"nat_{a}")) for a in NAT_ARCHS},
+        **{f"dinat_{a}.in1k": _cfg(_DINAT_URL.format(f"dinat_{a}")) for a in DINAT_ARCHS},
+    }
+)
 
 _IMAGENET_DROP_PATH = {"mini": 0.2, "tiny": 0.2, "small": 0.3, "base": 0.5}
 
@@ -681,18 +766,24 @@ def _create_nat(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
     """Build a timm NAT/DiNAT; ``features_only=True`` builds the dense backbone instead."""
     features_only = kwargs.get("features_only", False)
     if not features_only:
-        return build_model_with_cfg(NATClassifier, variant, pretrained,
-                                    pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+        return build_model_with_cfg(
+            NATClassifier, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **kwargs
+        )
     arch = {k: kwargs.pop(k) for k in ARCH_KEYS}
     kwargs["in_channels"] = kwargs.pop("in_chans", 3)
     return build_model_with_cfg(
-        NAT, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+        NAT,
+        variant,
+        pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
-        kwargs_filter=("num_classes", "global_pool", "in_chans"), arch=arch, **kwargs)
+        kwargs_filter=("num_classes", "global_pool", "in_chans"),
+        arch=arch,
+        **kwargs,
+    )
 
 
-def _nat_kwargs(arch: str, table: Mapping[str, dict], dilations: str | None, kwargs: dict
-                ) -> dict:
+def _nat_kwargs(arch: str, table: Mapping[str, dict], dilations: str | None, kwargs: dict) -> dict:
     args = dict(table[arch], drop_path_rate=_IMAGENET_DROP_PATH[arch])
     if dilations is not None:
         args["dilations"] = dinat_dilations(dilations, args["depths"])
@@ -721,23 +812,27 @@ def nat_base(pretrained: bool = False, **kwargs) -> nn.Module:
 
 @register_model
 def dinat_mini(pretrained: bool = False, **kwargs) -> nn.Module:
-    return _create_nat("dinat_mini", pretrained,
-                       **_nat_kwargs("mini", DINAT_ARCHS, "imagenet", kwargs))
+    return _create_nat(
+        "dinat_mini", pretrained, **_nat_kwargs("mini", DINAT_ARCHS, "imagenet", kwargs)
+    )
 
 
 @register_model
 def dinat_tiny(pretrained: bool = False, **kwargs) -> nn.Module:
-    return _create_nat("dinat_tiny", pretrained,
-                       **_nat_kwargs("tiny", DINAT_ARCHS, "imagenet", kwargs))
+    return _create_nat(
+        "dinat_tiny", pretrained, **_nat_kwargs("tiny", DINAT_ARCHS, "imagenet", kwargs)
+    )
 
 
 @register_model
 def dinat_small(pretrained: bool = False, **kwargs) -> nn.Module:
-    return _create_nat("dinat_small", pretrained,
-                       **_nat_kwargs("small", DINAT_ARCHS, "imagenet", kwargs))
+    return _create_nat(
+        "dinat_small", pretrained, **_nat_kwargs("small", DINAT_ARCHS, "imagenet", kwargs)
+    )
 
 
 @register_model
 def dinat_base(pretrained: bool = False, **kwargs) -> nn.Module:
-    return _create_nat("dinat_base", pretrained,
-                       **_nat_kwargs("base", DINAT_ARCHS, "imagenet", kwargs))
+    return _create_nat(
+        "dinat_base", pretrained, **_nat_kwargs("base", DINAT_ARCHS, "imagenet", kwargs)
+    )

@@ -19,6 +19,7 @@ Readings of the spec (our choices):
 LW-PLG-ViT-A/-R (``LW_ARCHS``) are THIS PROJECT'S CALIBRATION, not the paper's Table I (which is
 not public here); the tables, parameter counts, MACs and latencies are in docs/plgvit.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,13 +47,20 @@ from torch import nn
 
 from ..layers import CCFFFN, GLOBAL_POOLS, CCFFFNPlus, LWDownsample, PLGSelfAttention
 
-DOWNSAMPLERS = ('fused_mbconv', 'lw')
-FFNS = ('ccf', 'ccf_plus')
+DOWNSAMPLERS = ("fused_mbconv", "lw")
+FFNS = ("ccf", "ccf_plus")
 STAGE_STRIDES = (4, 8, 16, 32)
 PER_STAGE_KEYS = (
-    'embed_dims', 'depths', 'local_heads', 'global_heads', 'local_window', 'global_window',
-    'global_ratio', 'mlp_ratios')
-GLOBAL_KEYS = ('global_heads', 'global_window', 'global_ratio')
+    "embed_dims",
+    "depths",
+    "local_heads",
+    "global_heads",
+    "local_window",
+    "global_window",
+    "global_ratio",
+    "mlp_ratios",
+)
+GLOBAL_KEYS = ("global_heads", "global_window", "global_ratio")
 
 
 @dataclass(frozen=True)
@@ -89,18 +97,24 @@ class PLGViTArch:
         for key in PER_STAGE_KEYS:
             if len(getattr(self, key)) != 4:
                 raise ValueError(
-                    f'{key} must have 4 entries (one per stage), got {getattr(self, key)}')
-        for key, allowed in (('downsampler', DOWNSAMPLERS), ('ffn', FFNS),
-                             ('global_pool', GLOBAL_POOLS)):
+                    f"{key} must have 4 entries (one per stage), got {getattr(self, key)}"
+                )
+        for key, allowed in (
+            ("downsampler", DOWNSAMPLERS),
+            ("ffn", FFNS),
+            ("global_pool", GLOBAL_POOLS),
+        ):
             if getattr(self, key) not in allowed:
-                raise ValueError(f'{key}={getattr(self, key)!r} is not one of {allowed}')
+                raise ValueError(f"{key}={getattr(self, key)!r} is not one of {allowed}")
         if min(self.depths) < 1:
-            raise ValueError(f'every stage needs >= 1 PLG block (both branches), got {self.depths}')
+            raise ValueError(f"every stage needs >= 1 PLG block (both branches), got {self.depths}")
         if not self.decoupled:
             coupled = (self.local_heads, self.local_window, (0.5,) * 4)
             if (self.global_heads, self.global_window, self.global_ratio) != coupled:
-                raise ValueError('decoupled=False requires global_heads == local_heads, '
-                                 'global_window == local_window and global_ratio == 0.5')
+                raise ValueError(
+                    "decoupled=False requires global_heads == local_heads, "
+                    "global_window == local_window and global_ratio == 0.5"
+                )
 
     @property
     def out_channels(self) -> tuple[int, ...]:
@@ -116,63 +130,86 @@ def _plg_preset(dim: int, depths: tuple[int, ...], head_dim: int) -> dict:
 
 # PLG-ViT (paper): C, depths, head dim; channels double; r = 0.5, equal heads; window/grid 7.
 PLG_ARCHS: dict[str, dict] = {
-    'tiny': _plg_preset(64, (3, 4, 16, 4), 32),
-    'small': _plg_preset(96, (3, 3, 16, 3), 24),
-    'base': _plg_preset(128, (3, 3, 16, 3), 32),
+    "tiny": _plg_preset(64, (3, 4, 16, 4), 32),
+    "small": _plg_preset(96, (3, 3, 16, 3), 24),
+    "base": _plg_preset(128, (3, 3, 16, 3), 32),
 }
 PLG_DEFAULTS = dict(
-    downsampler='fused_mbconv', ffn='ccf', global_pool='max_avg', decoupled=False,
-    mlp_ratios=(4.0,) * 4, expansion_channels=None)
+    downsampler="fused_mbconv",
+    ffn="ccf",
+    global_pool="max_avg",
+    decoupled=False,
+    mlp_ratios=(4.0,) * 4,
+    expansion_channels=None,
+)
 
 # LW-PLG-ViT-A/-R: THIS PROJECT'S CALIBRATION (paper Table I not public), see docs/plgvit.md.
 LW_ARCHS: dict[str, dict] = {
-    'a': dict(
-        stem_channels=24, embed_dims=(48, 96, 144, 256), depths=(2, 2, 8, 2),
-        local_heads=(1, 2, 2, 4), global_heads=(2, 2, 4, 4),
-        local_window=(7, 7, 7, 7), global_window=(7, 7, 7, 7),
-        global_ratio=(0.5, 0.5, 0.5, 0.5), mlp_ratios=(3.0, 3.0, 3.0, 3.0),
-        expansion_channels=384),
-    'r': dict(
-        stem_channels=16, embed_dims=(32, 64, 192, 256), depths=(1, 1, 4, 2),
-        local_heads=(1, 2, 2, 4), global_heads=(2, 2, 4, 4),
-        local_window=(7, 7, 7, 7), global_window=(7, 7, 7, 7),
-        global_ratio=(0.5, 0.5, 0.5, 0.5), mlp_ratios=(2.0, 2.0, 3.0, 3.0),
-        expansion_channels=384),
+    "a": dict(
+        stem_channels=24,
+        embed_dims=(48, 96, 144, 256),
+        depths=(2, 2, 8, 2),
+        local_heads=(1, 2, 2, 4),
+        global_heads=(2, 2, 4, 4),
+        local_window=(7, 7, 7, 7),
+        global_window=(7, 7, 7, 7),
+        global_ratio=(0.5, 0.5, 0.5, 0.5),
+        mlp_ratios=(3.0, 3.0, 3.0, 3.0),
+        expansion_channels=384,
+    ),
+    "r": dict(
+        stem_channels=16,
+        embed_dims=(32, 64, 192, 256),
+        depths=(1, 1, 4, 2),
+        local_heads=(1, 2, 2, 4),
+        global_heads=(2, 2, 4, 4),
+        local_window=(7, 7, 7, 7),
+        global_window=(7, 7, 7, 7),
+        global_ratio=(0.5, 0.5, 0.5, 0.5),
+        mlp_ratios=(2.0, 2.0, 3.0, 3.0),
+        expansion_channels=384,
+    ),
 }
-LW_DEFAULTS = dict(downsampler='lw', ffn='ccf_plus', global_pool='max', decoupled=True)
+LW_DEFAULTS = dict(downsampler="lw", ffn="ccf_plus", global_pool="max", decoupled=True)
 
 
-def resolve_arch(presets: dict[str, dict], defaults: dict, arch: str | None,
-                 **overrides) -> PLGViTArch:
+def resolve_arch(
+    presets: dict[str, dict], defaults: dict, arch: str | None, **overrides
+) -> PLGViTArch:
     """Merge ``defaults`` < ``presets[arch]`` < non-None ``overrides`` into a :class:`PLGViTArch`.
 
     With ``decoupled=False`` the global heads/window/ratio are derived from the local ones (preset
     global values are dropped; explicit conflicting ones raise in :class:`PLGViTArch`).
     """
     if arch is not None and arch not in presets:
-        raise ValueError(f'unknown arch {arch!r}; valid: {sorted(presets)} '
-                         '(or arch=None with explicit per-stage lists)')
+        raise ValueError(
+            f"unknown arch {arch!r}; valid: {sorted(presets)} "
+            "(or arch=None with explicit per-stage lists)"
+        )
     unknown = set(overrides) - {f.name for f in dataclasses.fields(PLGViTArch)}
     if unknown:
-        raise ValueError(f'unknown architecture arguments {sorted(unknown)}')
+        raise ValueError(f"unknown architecture arguments {sorted(unknown)}")
     cfg = {**defaults, **(presets[arch] if arch is not None else {})}
     explicit = {k: v for k, v in overrides.items() if v is not None}
-    if not explicit.get('decoupled', cfg.get('decoupled', True)):
+    if not explicit.get("decoupled", cfg.get("decoupled", True)):
         for key in GLOBAL_KEYS:
             cfg.pop(key, None)
     cfg.update(explicit)
-    if 'embed_dims' in cfg:
-        cfg.setdefault('stem_channels', cfg['embed_dims'][0])
-    if not cfg.get('decoupled', True):
-        cfg.setdefault('global_heads', cfg.get('local_heads'))
-        cfg.setdefault('global_window', cfg.get('local_window'))
-        cfg.setdefault('global_ratio', (0.5,) * 4)
-    cfg.setdefault('mlp_ratios', (3.0 if cfg.get('ffn') == 'ccf_plus' else 4.0,) * 4)
-    cfg.setdefault('expansion_channels', None)
-    missing = [f.name for f in dataclasses.fields(PLGViTArch)
-               if f.default is dataclasses.MISSING and f.name not in cfg]
+    if "embed_dims" in cfg:
+        cfg.setdefault("stem_channels", cfg["embed_dims"][0])
+    if not cfg.get("decoupled", True):
+        cfg.setdefault("global_heads", cfg.get("local_heads"))
+        cfg.setdefault("global_window", cfg.get("local_window"))
+        cfg.setdefault("global_ratio", (0.5,) * 4)
+    cfg.setdefault("mlp_ratios", (3.0 if cfg.get("ffn") == "ccf_plus" else 4.0,) * 4)
+    cfg.setdefault("expansion_channels", None)
+    missing = [
+        f.name
+        for f in dataclasses.fields(PLGViTArch)
+        if f.default is dataclasses.MISSING and f.name not in cfg
+    ]
     if missing:
-        raise ValueError(f'arch={arch!r}: missing architecture arguments {missing}')
+        raise ValueError(f"arch={arch!r}: missing architecture arguments {missing}")
     for key in PER_STAGE_KEYS:
         cfg[key] = tuple(cfg[key])
     return PLGViTArch(**cfg)
@@ -184,7 +221,7 @@ def make_downsampler(kind: str, dim: int, dim_out: int) -> nn.Module:
     'fused_mbconv': timm's GC-ViT ``Downsample2d`` (LN -> residual [dw3x3, GELU, SE 1/4, pw1x1]
     -> conv3x3 s2 -> LN), the PLG-ViT CNN-Down. 'lw': :class:`LWDownsample`.
     """
-    if kind == 'fused_mbconv':
+    if kind == "fused_mbconv":
         return Downsample2d(dim, dim_out)
     return LWDownsample(dim, dim_out)
 
@@ -209,17 +246,33 @@ class PLGStem(nn.Module):
 class PLGBlock(nn.Module):
     """Pre-norm residual block: ``x += PLG-SA(LN(x)); x += FFN(LN(x))``; ``(B, H, W, C)``."""
 
-    def __init__(self, dim: int, local_heads: int, global_heads: int, local_window: int,
-                 global_window: int, global_ratio: float, mlp_ratio: float, arch: PLGViTArch,
-                 drop_path: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        local_heads: int,
+        global_heads: int,
+        local_window: int,
+        global_window: int,
+        global_ratio: float,
+        mlp_ratio: float,
+        arch: PLGViTArch,
+        drop_path: float = 0.0,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = PLGSelfAttention(
-            dim, local_heads, global_heads, local_window, global_window, global_ratio,
-            global_pool=arch.global_pool, branch_proj=arch.branch_proj)
+            dim,
+            local_heads,
+            global_heads,
+            local_window,
+            global_window,
+            global_ratio,
+            global_pool=arch.global_pool,
+            branch_proj=arch.branch_proj,
+        )
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        ffn_cls = CCFFFNPlus if arch.ffn == 'ccf_plus' else CCFFFN
+        ffn_cls = CCFFFNPlus if arch.ffn == "ccf_plus" else CCFFFN
         self.ffn = ffn_cls(dim, mlp_ratio)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -243,17 +296,30 @@ class ChannelExpansion(nn.Module):
 class PLGStage(nn.Module):
     """[downsampler] -> PLG blocks -> [channel expansion]: ``(B, C_in, H, W) -> (B, C_out, h, w)``."""
 
-    def __init__(self, index: int, dim_in: int, arch: PLGViTArch,
-                 drop_path: Sequence[float]) -> None:
+    def __init__(
+        self, index: int, dim_in: int, arch: PLGViTArch, drop_path: Sequence[float]
+    ) -> None:
         super().__init__()
         dim = arch.embed_dims[index]
-        self.downsample = (make_downsampler(arch.downsampler, dim_in, dim) if index > 0
-                           else nn.Identity())
-        self.blocks = nn.Sequential(*[
-            PLGBlock(dim, arch.local_heads[index], arch.global_heads[index],
-                     arch.local_window[index], arch.global_window[index],
-                     arch.global_ratio[index], arch.mlp_ratios[index], arch, drop_path[i])
-            for i in range(arch.depths[index])])
+        self.downsample = (
+            make_downsampler(arch.downsampler, dim_in, dim) if index > 0 else nn.Identity()
+        )
+        self.blocks = nn.Sequential(
+            *[
+                PLGBlock(
+                    dim,
+                    arch.local_heads[index],
+                    arch.global_heads[index],
+                    arch.local_window[index],
+                    arch.global_window[index],
+                    arch.global_ratio[index],
+                    arch.mlp_ratios[index],
+                    arch,
+                    drop_path[i],
+                )
+                for i in range(arch.depths[index])
+            ]
+        )
         expand = index == 3 and arch.expansion_channels
         self.expansion = ChannelExpansion(dim, arch.expansion_channels) if expand else nn.Identity()
         self.grad_checkpointing = False
@@ -268,8 +334,9 @@ class PLGStage(nn.Module):
         return self.expansion(x.permute(0, 3, 1, 2).contiguous())  # NCHW memory (see forward)
 
 
-def build_stem_and_stages(arch: PLGViTArch, in_chans: int = 3,
-                          drop_path_rate: float = 0.0) -> tuple[PLGStem, nn.Sequential]:
+def build_stem_and_stages(
+    arch: PLGViTArch, in_chans: int = 3, drop_path_rate: float = 0.0
+) -> tuple[PLGStem, nn.Sequential]:
     """The shared body of the timm classifier and the MMEngine backbones (same state-dict keys)."""
     stem = PLGStem(in_chans, arch.stem_channels, arch.embed_dims[0], arch.downsampler)
     # per-block rates, linear from 0 to drop_path_rate over all blocks, split by stage
@@ -293,17 +360,24 @@ class PLGViTClassifier(nn.Module):
     :func:`timm.create_model`) returns the four stage maps at strides 4/8/16/32.
     """
 
-    def __init__(self, arch: PLGViTArch, in_chans: int = 3, num_classes: int = 1000,
-                 global_pool: str = 'avg', drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        arch: PLGViTArch,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+    ) -> None:
         super().__init__()
         self.arch = arch
         self.num_classes = num_classes
         self.stem, self.stages = build_stem_and_stages(arch, in_chans, drop_path_rate)
         self.num_features = self.head_hidden_size = arch.out_channels[3]
         self.feature_info = [
-            dict(num_chs=c, reduction=s, module=f'stages.{i}')
-            for i, (c, s) in enumerate(zip(arch.out_channels, STAGE_STRIDES, strict=True))]
+            dict(num_chs=c, reduction=s, module=f"stages.{i}")
+            for i, (c, s) in enumerate(zip(arch.out_channels, STAGE_STRIDES, strict=True))
+        ]
         self.norm = LayerNorm2d(self.num_features)
         self.head = ClassifierHead(self.num_features, num_classes, global_pool, drop_rate)
         self.apply(init_plgvit_weights)
@@ -332,7 +406,7 @@ class PLGViTClassifier(nn.Module):
 
 
 def _unwrap_state_dict(checkpoint: dict) -> dict:
-    for key in ('state_dict_ema', 'state_dict', 'model'):
+    for key in ("state_dict_ema", "state_dict", "model"):
         if isinstance(checkpoint.get(key), dict):
             return checkpoint[key]
     return checkpoint
@@ -341,13 +415,13 @@ def _unwrap_state_dict(checkpoint: dict) -> dict:
 def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
     """Classifier checkpoint -> our keys: unwrap, strip ``module.``/``backbone.`` prefixes."""
     state_dict = _unwrap_state_dict(state_dict)
-    return {re.sub(r'^(module\.|backbone\.)+', '', k): v for k, v in state_dict.items()}
+    return {re.sub(r"^(module\.|backbone\.)+", "", k): v for k, v in state_dict.items()}
 
 
 def classifier_to_backbone_state_dict(checkpoint: dict) -> dict:
     """Drop the classifier head and final norm (``head.*``, ``norm.*``) of a timm checkpoint."""
     state_dict = checkpoint_filter_fn(checkpoint)
-    return {k: v for k, v in state_dict.items() if not k.startswith(('head.', 'norm.'))}
+    return {k: v for k, v in state_dict.items() if not k.startswith(("head.", "norm."))}
 
 
 @MODELS.register_module()
@@ -375,32 +449,64 @@ class PLGViT(BaseModule):
     presets: dict[str, dict] = PLG_ARCHS
     preset_defaults: dict = PLG_DEFAULTS
 
-    def __init__(self, arch: str | None = 'tiny', *, embed_dims=None, depths=None,
-                 local_heads=None, global_heads=None, local_window=None, global_window=None,
-                 global_ratio=None, mlp_ratios=None, expansion_channels=None, stem_channels=None,
-                 downsampler=None, ffn=None, global_pool=None, decoupled=None, branch_proj=None,
-                 in_channels: int = 3, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 frozen_stages: int = -1, drop_path_rate: float = 0.1, with_cp: bool = False,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        arch: str | None = "tiny",
+        *,
+        embed_dims=None,
+        depths=None,
+        local_heads=None,
+        global_heads=None,
+        local_window=None,
+        global_window=None,
+        global_ratio=None,
+        mlp_ratios=None,
+        expansion_channels=None,
+        stem_channels=None,
+        downsampler=None,
+        ffn=None,
+        global_pool=None,
+        decoupled=None,
+        branch_proj=None,
+        in_channels: int = 3,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        frozen_stages: int = -1,
+        drop_path_rate: float = 0.1,
+        with_cp: bool = False,
+        init_cfg: dict | None = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch = resolve_arch(
-            self.presets, self.preset_defaults, arch, embed_dims=embed_dims, depths=depths,
-            local_heads=local_heads, global_heads=global_heads, local_window=local_window,
-            global_window=global_window, global_ratio=global_ratio, mlp_ratios=mlp_ratios,
-            expansion_channels=expansion_channels, stem_channels=stem_channels,
-            downsampler=downsampler, ffn=ffn, global_pool=global_pool, decoupled=decoupled,
-            branch_proj=branch_proj)
+            self.presets,
+            self.preset_defaults,
+            arch,
+            embed_dims=embed_dims,
+            depths=depths,
+            local_heads=local_heads,
+            global_heads=global_heads,
+            local_window=local_window,
+            global_window=global_window,
+            global_ratio=global_ratio,
+            mlp_ratios=mlp_ratios,
+            expansion_channels=expansion_channels,
+            stem_channels=stem_channels,
+            downsampler=downsampler,
+            ffn=ffn,
+            global_pool=global_pool,
+            decoupled=decoupled,
+            branch_proj=branch_proj,
+        )
         if not out_indices or not set(out_indices) <= {0, 1, 2, 3}:
-            raise ValueError(f'out_indices must be a non-empty subset of 0..3, got {out_indices}')
+            raise ValueError(f"out_indices must be a non-empty subset of 0..3, got {out_indices}")
         if not -1 <= frozen_stages <= 4:
-            raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}')
+            raise ValueError(f"frozen_stages must be in -1..4, got {frozen_stages}")
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.stem, self.stages = build_stem_and_stages(self.arch, in_channels, drop_path_rate)
         for stage in self.stages:
             stage.grad_checkpointing = with_cp
         for i in self.out_indices:
-            self.add_module(f'norm{i}', LayerNorm2d(self.arch.out_channels[i]))
+            self.add_module(f"norm{i}", LayerNorm2d(self.arch.out_channels[i]))
         self.out_channels = [self.arch.out_channels[i] for i in self.out_indices]
         self.apply(init_plgvit_weights)
         self._freeze_stages()
@@ -410,7 +516,7 @@ class PLGViT(BaseModule):
         for i in range(max(self.frozen_stages, 0)):
             frozen.append(self.stages[i])
             if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
+                frozen.append(getattr(self, f"norm{i}"))
         for module in frozen:
             module.eval()
             for param in module.parameters():
@@ -422,27 +528,33 @@ class PLGViT(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get("type") == "Pretrained"):
             super().init_weights()
             return
-        path = self.init_cfg.get('checkpoint')
+        path = self.init_cfg.get("checkpoint")
         if not path:
-            raise ValueError(f'{type(self).__name__}: init_cfg Pretrained needs a "checkpoint" '
-                             f'path, got {self.init_cfg}')
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='current')
+            raise ValueError(
+                f'{type(self).__name__}: init_cfg Pretrained needs a "checkpoint" '
+                f"path, got {self.init_cfg}"
+            )
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location="cpu", logger="current")
         state_dict = classifier_to_backbone_state_dict(checkpoint)
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
         loaded = len(state_dict) - len(unexpected)
         if loaded == 0:
-            raise ValueError(f'{path}: no key matches {type(self).__name__} (arch {self.arch}); '
-                             f'first checkpoint keys: {list(state_dict)[:5]}')
-        print_log(f'{type(self).__name__}: loaded {loaded} tensors from {path}; missing keys '
-                  f'(kept initialised): {missing}; unexpected keys (ignored): {unexpected}',
-                  logger='current')
+            raise ValueError(
+                f"{path}: no key matches {type(self).__name__} (arch {self.arch}); "
+                f"first checkpoint keys: {list(state_dict)[:5]}"
+            )
+        print_log(
+            f"{type(self).__name__}: loaded {loaded} tensors from {path}; missing keys "
+            f"(kept initialised): {missing}; unexpected keys (ignored): {unexpected}",
+            logger="current",
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if min(x.shape[-2:]) < 32:
-            raise ValueError(f'{type(self).__name__} needs H, W >= 32, got {tuple(x.shape)}')
+            raise ValueError(f"{type(self).__name__} needs H, W >= 32, got {tuple(x.shape)}")
         x = self.stem(x)
         outs = []
         for i, stage in enumerate(self.stages):
@@ -450,7 +562,7 @@ class PLGViT(BaseModule):
             if i in self.out_indices:
                 # contiguous NCHW: timm's LayerNorm2d returns a channels-last view, and mmcv's
                 # CPU RoIAlign reads raw NCHW memory (FPN convs keep the strides)
-                outs.append(getattr(self, f'norm{i}')(x).contiguous())
+                outs.append(getattr(self, f"norm{i}")(x).contiguous())
         return tuple(outs)
 
 
@@ -478,54 +590,73 @@ class LWPLGViT(PLGViT):
     presets = LW_ARCHS
     preset_defaults = LW_DEFAULTS
 
-    def __init__(self, arch: str | None = 'a', **kwargs) -> None:
+    def __init__(self, arch: str | None = "a", **kwargs) -> None:
         super().__init__(arch, **kwargs)
 
 
-def _create_plgvit(variant: str, presets: dict, defaults: dict, arch: str, pretrained: bool,
-                   **kwargs) -> PLGViTClassifier:
+def _create_plgvit(
+    variant: str, presets: dict, defaults: dict, arch: str, pretrained: bool, **kwargs
+) -> PLGViTClassifier:
     arch_keys = {f.name for f in dataclasses.fields(PLGViTArch)}
     overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in arch_keys}
     return build_model_with_cfg(
-        PLGViTClassifier, variant, pretrained,
+        PLGViTClassifier,
+        variant,
+        pretrained,
         arch=resolve_arch(presets, defaults, arch, **overrides),
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True), **kwargs)
+        feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True),
+        **kwargs,
+    )
 
 
 def _cfg(**kwargs) -> dict:
-    return {'url': '', 'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
-            'crop_pct': 0.9, 'interpolation': 'bicubic', 'mean': IMAGENET_DEFAULT_MEAN,
-            'std': IMAGENET_DEFAULT_STD, 'first_conv': 'stem.conv1', 'classifier': 'head.fc',
-            **kwargs}
+    return {
+        "url": "",
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 0.9,
+        "interpolation": "bicubic",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stem.conv1",
+        "classifier": "head.fc",
+        **kwargs,
+    }
 
 
-default_cfgs = generate_default_cfgs({
-    'plgvit_tiny': _cfg(), 'plgvit_small': _cfg(), 'plgvit_base': _cfg(),
-    'lw_plgvit_a': _cfg(), 'lw_plgvit_r': _cfg(),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "plgvit_tiny": _cfg(),
+        "plgvit_small": _cfg(),
+        "plgvit_base": _cfg(),
+        "lw_plgvit_a": _cfg(),
+        "lw_plgvit_r": _cfg(),
+    }
+)
 
 
 @register_model
 def plgvit_tiny(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit('plgvit_tiny', PLG_ARCHS, PLG_DEFAULTS, 'tiny', pretrained, **kwargs)
+    return _create_plgvit("plgvit_tiny", PLG_ARCHS, PLG_DEFAULTS, "tiny", pretrained, **kwargs)
 
 
 @register_model
 def plgvit_small(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit('plgvit_small', PLG_ARCHS, PLG_DEFAULTS, 'small', pretrained, **kwargs)
+    return _create_plgvit("plgvit_small", PLG_ARCHS, PLG_DEFAULTS, "small", pretrained, **kwargs)
 
 
 @register_model
 def plgvit_base(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit('plgvit_base', PLG_ARCHS, PLG_DEFAULTS, 'base', pretrained, **kwargs)
+    return _create_plgvit("plgvit_base", PLG_ARCHS, PLG_DEFAULTS, "base", pretrained, **kwargs)
 
 
 @register_model
 def lw_plgvit_a(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit('lw_plgvit_a', LW_ARCHS, LW_DEFAULTS, 'a', pretrained, **kwargs)
+    return _create_plgvit("lw_plgvit_a", LW_ARCHS, LW_DEFAULTS, "a", pretrained, **kwargs)
 
 
 @register_model
 def lw_plgvit_r(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit('lw_plgvit_r', LW_ARCHS, LW_DEFAULTS, 'r', pretrained, **kwargs)
+    return _create_plgvit("lw_plgvit_r", LW_ARCHS, LW_DEFAULTS, "r", pretrained, **kwargs)

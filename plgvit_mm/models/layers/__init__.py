@@ -1,4 +1,5 @@
 """Shared PLG-ViT building blocks (attention branches, conv FFNs, downsamplers)."""
+
 from .ccf_ffn import CCFFFN, CCFFFNPlus
 from .global_pooled_attention import GLOBAL_POOLS, GlobalPooledAttention
 from .local_window_attention import LocalWindowAttention
@@ -6,6 +7,11 @@ from .lw_downsample import LWDownsample
 from .plg_self_attention import PLGSelfAttention
 
 __all__ = [
-    'CCFFFN', 'CCFFFNPlus', 'GLOBAL_POOLS', 'GlobalPooledAttention', 'LocalWindowAttention',
-    'LWDownsample', 'PLGSelfAttention',
+    "CCFFFN",
+    "CCFFFNPlus",
+    "GLOBAL_POOLS",
+    "GlobalPooledAttention",
+    "LocalWindowAttention",
+    "LWDownsample",
+    "PLGSelfAttention",
 ]

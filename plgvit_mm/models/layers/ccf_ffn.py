@@ -1,4 +1,5 @@
 """Convolutional channel-fusion feed-forward networks: CCF-FFN (PLG-ViT) and CCF-FFN+ (LW)."""
+
 import torch
 import torch.nn.functional as F
 from timm.layers.grn import GlobalResponseNorm
@@ -45,7 +46,7 @@ def spatial_l2_norm(x: torch.Tensor) -> torch.Tensor:
     LW-PLG-ViT map size; measured at 196x480 and 122880x144, 2 threads). Small maps are one chunk;
     off the CPU it is ``torch.linalg.vector_norm``.
     """
-    if x.device.type != 'cpu':  # one reduction kernel (float32 under autocast)
+    if x.device.type != "cpu":  # one reduction kernel (float32 under autocast)
         return torch.linalg.vector_norm(x, dim=1, keepdim=True)
     rows = max(1, SUM_OF_SQUARES_CHUNK // x.shape[-1])
     sum_sq = None
@@ -119,8 +120,11 @@ class CCFFFNPlus(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[1:3]
-        if (x.device.type == 'cpu' and not torch.is_grad_enabled()
-                and height * width * self.hidden >= BANDED_MIN_ELEMENTS):
+        if (
+            x.device.type == "cpu"
+            and not torch.is_grad_enabled()
+            and height * width * self.hidden >= BANDED_MIN_ELEMENTS
+        ):
             return self.forward_banded(x)
         pointwise = self.act(self.fc1(x))
         depthwise = self.grn(self.act(_depthwise_conv_nhwc(self.conv_dw, pointwise)))
@@ -153,16 +157,18 @@ class CCFFFNPlus(nn.Module):
             halo = pointwise
             if first == top or last == bottom:  # zero rows outside the map, as conv padding
                 halo = F.pad(pointwise, (0, 0, 0, 0, int(first == top), int(last == bottom)))
-            band = F.conv2d(halo.permute(0, 3, 1, 2), conv.weight, conv.bias, padding=(0, 1),
-                            groups=hidden)
+            band = F.conv2d(
+                halo.permute(0, 3, 1, 2), conv.weight, conv.bias, padding=(0, 1), groups=hidden
+            )
             band = self.act(band.permute(0, 2, 3, 1))  # (B, bottom - top, W, hidden)
             flat = band.flatten(1, 2)
             sum_sq += torch.linalg.vecdot(flat, flat, dim=1)
             depthwise[:, top:bottom] = band
-            inner = pointwise[:, top - first:top - first + bottom - top]
+            inner = pointwise[:, top - first : top - first + bottom - top]
             out[:, top:bottom] = F.linear(inner, w_pointwise, bias)
         factor = self.grn.channel_factor(sum_sq.sqrt_())  # (B, hidden)
         weights = w_depthwise * factor[:, None, :]  # (B, C, hidden)
         out.view(batch, height * width, -1).baddbmm_(
-            depthwise.view(batch, height * width, hidden), weights.transpose(1, 2))
+            depthwise.view(batch, height * width, hidden), weights.transpose(1, 2)
+        )
         return out

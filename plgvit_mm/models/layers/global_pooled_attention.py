@@ -1,4 +1,5 @@
 """Global self-attention over a fixed, pooled G x G grid of tokens (PLG-ViT "patch sampling")."""
+
 import torch
 import torch.nn.functional as F
 from timm.layers import RelPosBias
@@ -6,7 +7,7 @@ from torch import nn
 
 from .biased_attention import biased_attention
 
-GLOBAL_POOLS = ('max_avg', 'max')
+GLOBAL_POOLS = ("max_avg", "max")
 
 
 class GlobalPooledAttention(nn.Module):
@@ -26,12 +27,12 @@ class GlobalPooledAttention(nn.Module):
     Shapes: ``(B, H, W, C) -> (B, G*G, C)`` (row-major grid tokens, heads concatenated).
     """
 
-    def __init__(self, dim: int, num_heads: int, grid_size: int, pool: str = 'max_avg') -> None:
+    def __init__(self, dim: int, num_heads: int, grid_size: int, pool: str = "max_avg") -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'global branch: dim={dim} is not divisible by num_heads={num_heads}')
+            raise ValueError(f"global branch: dim={dim} is not divisible by num_heads={num_heads}")
         if pool not in GLOBAL_POOLS:
-            raise ValueError(f'global pool {pool!r} is not one of {GLOBAL_POOLS}')
+            raise ValueError(f"global pool {pool!r} is not one of {GLOBAL_POOLS}")
         self.num_heads = num_heads
         self.grid_size = grid_size
         self.pool = pool
@@ -42,7 +43,7 @@ class GlobalPooledAttention(nn.Module):
         """``(B, H, W, C) -> (B, G*G, C)`` pooled tokens."""
         x = x.permute(0, 3, 1, 2)
         pooled = F.adaptive_max_pool2d(x, self.grid_size)
-        if self.pool == 'max_avg':
+        if self.pool == "max_avg":
             pooled = pooled + F.adaptive_avg_pool2d(x, self.grid_size)
         return pooled.flatten(2).transpose(1, 2)
 
@@ -50,8 +51,12 @@ class GlobalPooledAttention(nn.Module):
         batch, _, _, channels = x.shape
         tokens = self.sample_tokens(x)
         heads, num_tokens = self.num_heads, tokens.shape[1]
-        q, k, v = self.qkv(tokens).view(batch, num_tokens, 3, heads, channels // heads).permute(
-            2, 0, 3, 1, 4).unbind(0)
+        q, k, v = (
+            self.qkv(tokens)
+            .view(batch, num_tokens, 3, heads, channels // heads)
+            .permute(2, 0, 3, 1, 4)
+            .unbind(0)
+        )
         out = biased_attention(q, k, v, self.rel_pos.get_bias().to(q.dtype))
         return out.transpose(1, 2).reshape(batch, num_tokens, channels)
 
@@ -60,5 +65,5 @@ def upsample_tokens(tokens: torch.Tensor, grid: int, height: int, width: int) ->
     """Bilinear (``align_corners=False``) ``(B, G*G, C) -> (B, H, W, C)``, channels-last memory."""
     batch, _, channels = tokens.shape
     grid_map = tokens.reshape(batch, grid, grid, channels).permute(0, 3, 1, 2)
-    out = F.interpolate(grid_map, size=(height, width), mode='bilinear', align_corners=False)
+    out = F.interpolate(grid_map, size=(height, width), mode="bilinear", align_corners=False)
     return out.permute(0, 2, 3, 1)

@@ -1,4 +1,5 @@
 """Non-shifted local window self-attention with a Swin-style relative position bias."""
+
 import torch
 import torch.nn.functional as F
 from timm.layers import RelPosBias
@@ -25,7 +26,7 @@ class LocalWindowAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, window_size: int) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'local branch: dim={dim} is not divisible by num_heads={num_heads}')
+            raise ValueError(f"local branch: dim={dim} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
         self.window_size = window_size
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -39,7 +40,7 @@ class LocalWindowAttention(nn.Module):
         valid[:height, :width] = True
         valid = valid.view((height + pad_h) // ws, ws, (width + pad_w) // ws, ws)
         valid = valid.permute(0, 2, 1, 3).reshape(-1, 1, 1, ws * ws)
-        return torch.zeros(valid.shape, device=device).masked_fill(~valid, float('-inf'))
+        return torch.zeros(valid.shape, device=device).masked_fill(~valid, float("-inf"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, height, width, channels = x.shape
@@ -48,10 +49,14 @@ class LocalWindowAttention(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
         rows, cols = (height + pad_h) // ws, (width + pad_w) // ws
-        windows = x.reshape(batch, rows, ws, cols, ws, channels).transpose(2, 3).reshape(
-            batch * rows * cols, ws * ws, channels)
-        q, k, v = self.qkv(windows).view(-1, ws * ws, 3, heads, head_dim).permute(
-            2, 0, 3, 1, 4).unbind(0)
+        windows = (
+            x.reshape(batch, rows, ws, cols, ws, channels)
+            .transpose(2, 3)
+            .reshape(batch * rows * cols, ws * ws, channels)
+        )
+        q, k, v = (
+            self.qkv(windows).view(-1, ws * ws, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        )
         attn_mask = self.rel_pos.get_bias()  # (1, heads, ws*ws, ws*ws)
         if pad_h or pad_w:
             attn_mask = attn_mask + self._padding_mask(height, width, x.device)

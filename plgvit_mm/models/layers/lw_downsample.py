@@ -1,4 +1,5 @@
 """LW-PLG-ViT downsampler: the light-weight variant of the Fused-MBConv (GC-ViT) reduce unit."""
+
 from functools import partial
 
 import torch

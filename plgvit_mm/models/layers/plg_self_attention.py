@@ -1,4 +1,5 @@
 """PLG-SA: parallel local (window) and global (pooled grid) self-attention on split channels."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,19 +30,27 @@ class PLGSelfAttention(nn.Module):
     """
 
     def __init__(
-        self, dim: int, local_heads: int, global_heads: int, local_window: int,
-        global_window: int, global_ratio: float = 0.5, global_pool: str = 'max_avg',
+        self,
+        dim: int,
+        local_heads: int,
+        global_heads: int,
+        local_window: int,
+        global_window: int,
+        global_ratio: float = 0.5,
+        global_pool: str = "max_avg",
         branch_proj: bool = True,
     ) -> None:
         super().__init__()
         if not 0.0 < global_ratio < 1.0:
             raise ValueError(
-                f'global_ratio must be in (0, 1) so both branches exist, got {global_ratio}')
+                f"global_ratio must be in (0, 1) so both branches exist, got {global_ratio}"
+            )
         self.global_dim = round(dim * global_ratio)
         self.local_dim = dim - self.global_dim
         self.local_attn = LocalWindowAttention(self.local_dim, local_heads, local_window)
         self.global_attn = GlobalPooledAttention(
-            self.global_dim, global_heads, global_window, pool=global_pool)
+            self.global_dim, global_heads, global_window, pool=global_pool
+        )
         self.local_proj = nn.Linear(self.local_dim, self.local_dim) if branch_proj else None
         self.global_proj = nn.Linear(self.global_dim, self.global_dim) if branch_proj else None
         self.proj = nn.Linear(dim, dim)
@@ -49,7 +58,7 @@ class PLGSelfAttention(nn.Module):
     def _project_local(self, local: torch.Tensor) -> torch.Tensor:
         """``proj[:, :C_l](local_proj(local)) + proj.bias``; the two matrices are folded into one
         when there are more tokens than output channels (cheaper at high resolution)."""
-        w_local = self.proj.weight[:, :self.local_dim]
+        w_local = self.proj.weight[:, : self.local_dim]
         if self.local_proj is None:
             return F.linear(local, w_local, self.proj.bias)
         if local.numel() // self.local_dim <= self.proj.out_features:
@@ -61,7 +70,7 @@ class PLGSelfAttention(nn.Module):
         """``proj[:, C_l:](global_proj(tokens))`` on the G x G tokens (no bias)."""
         if self.global_proj is not None:
             tokens = self.global_proj(tokens)
-        return F.linear(tokens, self.proj.weight[:, self.local_dim:])
+        return F.linear(tokens, self.proj.weight[:, self.local_dim :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[1:3]

@@ -4,6 +4,7 @@ Coordinates: ``cam2img`` is the (4, 4) P2 of the NETWORK INPUT image (after ever
 transform), pixel-centre convention; "map" coordinates are input pixels divided by the head
 stride. A camera box is ``x y z h w l ry`` with (x, y, z) the bottom centre (KITTI labels).
 """
+
 from __future__ import annotations
 
 import math
@@ -41,17 +42,22 @@ class Mono3DBoxCoder:
             consistent; None learns metric z as is (MonoDLE).
     """
 
-    def __init__(self, stride: int = 4, num_alpha_bins: int = 12,
-                 dims_mean: Sequence[Sequence[float]] = KITTI_DIMS_MEAN,
-                 reference_focal: float | None = None) -> None:
+    def __init__(
+        self,
+        stride: int = 4,
+        num_alpha_bins: int = 12,
+        dims_mean: Sequence[Sequence[float]] = KITTI_DIMS_MEAN,
+        reference_focal: float | None = None,
+    ) -> None:
         self.stride = stride
         self.num_alpha_bins = num_alpha_bins
         self.dims_mean = torch.as_tensor(dims_mean, dtype=torch.float32)
         if self.dims_mean.ndim != 2 or self.dims_mean.shape[1] != 3:
-            raise ValueError(f'dims_mean must be (num_classes, 3) h w l, got '
-                             f'{tuple(self.dims_mean.shape)}')
+            raise ValueError(
+                f"dims_mean must be (num_classes, 3) h w l, got {tuple(self.dims_mean.shape)}"
+            )
         if reference_focal is not None and reference_focal <= 0:
-            raise ValueError(f'reference_focal must be positive, got {reference_focal}')
+            raise ValueError(f"reference_focal must be positive, got {reference_focal}")
         self.reference_focal = reference_focal
 
     # ----------------------------------------------------------------------------- angles
@@ -65,7 +71,7 @@ class Mono3DBoxCoder:
         Bin k is centred on ``k * 2 pi / num_bins`` (MonoDLE's angle2class).
         """
         shifted = torch.remainder(alpha + self.bin_size / 2, 2 * math.pi)
-        bins = torch.div(shifted, self.bin_size, rounding_mode='floor').long()
+        bins = torch.div(shifted, self.bin_size, rounding_mode="floor").long()
         bins = bins.clamp(max=self.num_alpha_bins - 1)
         return bins, shifted - bins.to(shifted.dtype) * self.bin_size - self.bin_size / 2
 
@@ -115,18 +121,34 @@ class Mono3DBoxCoder:
         alphas = limit_period(boxes_3d[:, 6] - self.image_ray_angle(centers_img[:, 0], cam2img))
         alpha_bins, alpha_residuals = self.alpha_to_bin(alphas)
         return dict(
-            centers=centers, centers_int=centers_int.long(), offsets_3d=centers - centers_int,
+            centers=centers,
+            centers_int=centers_int.long(),
+            offsets_3d=centers - centers_int,
             offsets_2d=centers_2d - centers_int,
             sizes_2d=(bboxes_2d[:, 2:] - bboxes_2d[:, :2]) / self.stride,
-            depths=depths * self.depth_scale(cam2img), metric_depths=depths,
-            dims=boxes_3d[:, 3:6], alphas=alphas, alpha_bins=alpha_bins,
-            alpha_residuals=alpha_residuals, keypoints=keypoints)
+            depths=depths * self.depth_scale(cam2img),
+            metric_depths=depths,
+            dims=boxes_3d[:, 3:6],
+            alphas=alphas,
+            alpha_bins=alpha_bins,
+            alpha_residuals=alpha_residuals,
+            keypoints=keypoints,
+        )
 
     # ----------------------------------------------------------------------------- decode
-    def decode_objects(self, labels: Tensor, centers_int: Tensor, offsets_3d: Tensor,
-                       offsets_2d: Tensor, sizes_2d: Tensor, depth_raw: Tensor,
-                       dims_residual: Tensor, alpha_logits: Tensor, alpha_residuals: Tensor,
-                       cam2img: Tensor) -> dict[str, Tensor]:
+    def decode_objects(
+        self,
+        labels: Tensor,
+        centers_int: Tensor,
+        offsets_3d: Tensor,
+        offsets_2d: Tensor,
+        sizes_2d: Tensor,
+        depth_raw: Tensor,
+        dims_residual: Tensor,
+        alpha_logits: Tensor,
+        alpha_residuals: Tensor,
+        cam2img: Tensor,
+    ) -> dict[str, Tensor]:
         """Boxes of N objects of one image from the head values at their cells.
 
         Args: labels (N,) long; centers_int (N, 2) cells x y (map units); offsets_3d,
@@ -152,10 +174,13 @@ class Mono3DBoxCoder:
         return dict(
             boxes_3d=torch.cat([bottom, dims, rotation_y[:, None]], -1),
             bboxes_2d=torch.cat([centers_2d - half_sizes, centers_2d + half_sizes], -1),
-            alphas=alphas, depths=depths)
+            alphas=alphas,
+            depths=depths,
+        )
 
-    def decode(self, outputs: dict[str, Tensor], cam2imgs: Tensor, topk: int = 50,
-               kernel: int = 3) -> list[dict[str, Tensor]]:
+    def decode(
+        self, outputs: dict[str, Tensor], cam2imgs: Tensor, topk: int = 50, kernel: int = 3
+    ) -> list[dict[str, Tensor]]:
         """Detections of a batch from the head's maps.
 
         Args:
@@ -168,20 +193,31 @@ class Mono3DBoxCoder:
             x exp(-log-variance) and ``labels`` (N,) long; N = topk.
         """
         # contiguous: mmdet's helpers view() the maps (convs may return channels-last ones)
-        heat = get_local_maximum(outputs['heatmap'].sigmoid().contiguous(), kernel=kernel)
+        heat = get_local_maximum(outputs["heatmap"].sigmoid().contiguous(), kernel=kernel)
         peak_scores, indices, labels, ys, xs = get_topk_from_heatmap(heat, k=topk)
-        gathered = {key: transpose_and_gather_feat(value.contiguous(), indices)
-                    for key, value in outputs.items() if key != 'heatmap'}
+        gathered = {
+            key: transpose_and_gather_feat(value.contiguous(), indices)
+            for key, value in outputs.items()
+            if key != "heatmap"
+        }
         nb = self.num_alpha_bins
         results = []
         for i in range(heat.shape[0]):
-            depth = gathered['depth'][i]
-            alpha = gathered['alpha'][i]
+            depth = gathered["depth"][i]
+            alpha = gathered["alpha"][i]
             decoded = self.decode_objects(
-                labels[i].long(), torch.stack([xs[i], ys[i]], -1),
-                gathered['offset_3d'][i], gathered['offset_2d'][i], gathered['size_2d'][i],
-                depth[:, 0], gathered['dims'][i], alpha[:, :nb], alpha[:, nb:], cam2imgs[i])
-            decoded['scores'] = peak_scores[i] * torch.exp(-depth[:, 1])
-            decoded['labels'] = labels[i].long()
+                labels[i].long(),
+                torch.stack([xs[i], ys[i]], -1),
+                gathered["offset_3d"][i],
+                gathered["offset_2d"][i],
+                gathered["size_2d"][i],
+                depth[:, 0],
+                gathered["dims"][i],
+                alpha[:, :nb],
+                alpha[:, nb:],
+                cam2imgs[i],
+            )
+            decoded["scores"] = peak_scores[i] * torch.exp(-depth[:, 1])
+            decoded["labels"] = labels[i].long()
             results.append(decoded)
         return results

@@ -1,4 +1,5 @@
 """Monocular 3D detector: backbone -> stride-4 fusion neck -> CenterNet-style mono 3D head."""
+
 from __future__ import annotations
 
 import copy
@@ -24,15 +25,21 @@ class Mono3DDetector(SingleStageDetector):
     fields KittiMono3DMetric reads.
     """
 
-    def __init__(self, backbone: ConfigType, neck: ConfigType, bbox_head: ConfigType,
-                 train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None,
-                 init_cfg: OptMultiConfig = None) -> None:
+    def __init__(
+        self,
+        backbone: ConfigType,
+        neck: ConfigType,
+        bbox_head: ConfigType,
+        train_cfg: OptConfigType = None,
+        test_cfg: OptConfigType = None,
+        data_preprocessor: OptConfigType = None,
+        init_cfg: OptMultiConfig = None,
+    ) -> None:
         BaseDetector.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         neck = copy.deepcopy(neck)
-        if neck.get('in_channels') is None:
-            neck['in_channels'] = list(self.backbone.out_channels)
+        if neck.get("in_channels") is None:
+            neck["in_channels"] = list(self.backbone.out_channels)
         self.neck = MODELS.build(neck)
         bbox_head = copy.deepcopy(bbox_head)
         bbox_head.update(train_cfg=train_cfg, test_cfg=test_cfg)

@@ -1,4 +1,5 @@
 """Dimension-aware L1 loss for 3D box sizes (MonoDLE)."""
+
 from __future__ import annotations
 
 import torch
@@ -23,7 +24,7 @@ class DimensionAwareL1Loss(nn.Module):
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         if pred.shape != target.shape:
-            raise ValueError(f'pred {tuple(pred.shape)} and target {tuple(target.shape)} differ')
+            raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
         if pred.numel() == 0:
             return pred.sum() * 0
         error = torch.abs(pred - target)

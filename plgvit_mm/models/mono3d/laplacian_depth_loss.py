@@ -1,4 +1,5 @@
 """Laplacian aleatoric uncertainty loss for depth (MonoDLE / MonoPair)."""
+
 from __future__ import annotations
 
 import math
@@ -23,15 +24,26 @@ class LaplacianAleatoricDepthLoss(nn.Module):
     weighted, reduced loss (``reduction`` and ``avg_factor`` as in mmdet's losses).
     """
 
-    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+    def __init__(self, reduction: str = "mean", loss_weight: float = 1.0) -> None:
         super().__init__()
         self.reduction = reduction
         self.loss_weight = loss_weight
 
-    def forward(self, pred: Tensor, target: Tensor, log_variance: Tensor,
-                weight: Tensor | None = None, avg_factor: float | None = None,
-                reduction_override: str | None = None) -> Tensor:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        log_variance: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         reduction = reduction_override or self.reduction
         return self.loss_weight * laplacian_aleatoric_depth_loss(
-            pred, target, weight, log_variance=log_variance, reduction=reduction,
-            avg_factor=avg_factor)
+            pred,
+            target,
+            weight,
+            log_variance=log_variance,
+            reduction=reduction,
+            avg_factor=avg_factor,
+        )
