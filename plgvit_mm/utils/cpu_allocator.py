@@ -6,8 +6,7 @@ The next allocation of that size then pays a page fault per 4 KiB page (the kern
 page on first touch), on every forward. Dense prediction allocates many such tensors per pass
 (LW-PLG-ViT-A at 768x2560: 71 MB stride-4 FFN maps), so the fault time appears once tensors
 cross the threshold and grows faster than the pixel count; smaller tensors can hit the same
-churn through trimming (NAT-Tiny's last downsampler at 224: 5.0 ms with the default settings,
-1.0 ms with :func:`retain_freed_memory`, measured on the project machine).
+churn through trimming, when freed memory is returned to the OS between passes.
 
 PyTorch's CPU launcher (``python -m torch.backends.xeon.run_cpu``) preloads jemalloc or tcmalloc
 for the same reason; :func:`retain_freed_memory` is the glibc-only equivalent (no extra library):
