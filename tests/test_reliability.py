@@ -24,11 +24,11 @@ import pytest
 import torch
 
 from plgvit_mm.engine import (
-    atomic_write_bytes,
     capture_rng_state,
     gather_rng_states,
     restore_rng_state,
 )
+from plgvit_mm.utils.atomic_file import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 

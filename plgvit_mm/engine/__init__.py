@@ -7,7 +7,7 @@ mmengine only):
 - ``'atomic_local'`` file backend (:class:`AtomicLocalBackend`).
 """
 
-from .atomic_file import AtomicLocalBackend, atomic_write_bytes, atomic_write_text
+from .atomic_local_backend import AtomicLocalBackend
 from .cpu_amp_optim_wrapper import CPUAmpOptimWrapper
 from .resumable_checkpoint_hook import ResumableCheckpointHook
 from .rng_state import capture_rng_state, gather_rng_states, restore_rng_state
@@ -16,8 +16,6 @@ __all__ = [
     "AtomicLocalBackend",
     "CPUAmpOptimWrapper",
     "ResumableCheckpointHook",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "capture_rng_state",
     "gather_rng_states",
     "restore_rng_state",

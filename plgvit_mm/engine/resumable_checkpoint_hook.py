@@ -31,7 +31,7 @@ from mmengine.fileio.io import _parse_uri_prefix
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
-from .atomic_file import atomic_write_text
+from ..utils.atomic_file import atomic_write_text
 from .rng_state import RNGState, capture_rng_state, gather_rng_states, restore_rng_state
 
 RNG_META_KEY = "rng_states"

@@ -14,7 +14,7 @@ from mmengine.fileio import LocalBackend, register_backend
 
 from plgvit_mm.utils.atomic_file import atomic_write_bytes, atomic_write_text
 
-__all__ = ["AtomicLocalBackend", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["AtomicLocalBackend"]
 
 
 @register_backend("atomic_local")
