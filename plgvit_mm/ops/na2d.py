@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from .backends import needs_grad, requested_backend, select_backend
+from . import na2d_op  # noqa: F401  (registers torch.ops.plgvit_mm.na2d)
+from .backends import check_backend_name, needs_grad, requested_backend, select_backend
 
 
 def to_pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
@@ -84,7 +86,7 @@ def na2d(
     attn_drop: float = 0.0,
     backend: str | None = None,
 ) -> Tensor:
-    """2-D neighborhood attention (spec: shared/design/nat.md §1).
+    """2-D neighborhood attention (docs/design/neighborhood_attention.md).
 
     Args:
         q, k, v: (B, H, W, heads, head_dim), same dtype and device; H >= ky*dy, W >= kx*dx.
@@ -104,6 +106,30 @@ def na2d(
         raise ValueError(f"attn_drop must be in [0, 1), got {attn_drop}")
     if scale is None:
         scale = q.shape[-1] ** -0.5
+    if backend is not None:
+        backend = check_backend_name(backend)
+    return na2d_validated(q, k, v, kernel, dil, rpb, float(scale), attn_drop, backend)
+
+
+def na2d_validated(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kernel: tuple[int, int],
+    dilation: tuple[int, int],
+    rpb: Tensor | None,
+    scale: float,
+    attn_drop: float = 0.0,
+    backend: str | None = None,
+) -> Tensor:
+    """:func:`na2d` on inputs that passed its checks (``kernel``/``dilation`` as pairs).
+
+    Under torch.compile / torch.export the call is the registered op ``plgvit_mm::na2d`` (one
+    graph node, see :mod:`.na2d_op`). Eager calls and calls with attention dropout run the
+    selected backend directly, with its own autograd (no forward recomputation in the backward).
+    """
+    if attn_drop == 0.0 and torch.compiler.is_compiling():
+        return torch.ops.plgvit_mm.na2d(q, k, v, rpb, list(kernel), list(dilation), scale, backend)
     grad = needs_grad(q, k, v, rpb)
     _, implementation = select_backend(requested_backend(backend), q, rpb, attn_drop, grad)
-    return implementation(q, k, v, kernel, dil, rpb, float(scale), attn_drop)
+    return implementation(q, k, v, kernel, dilation, rpb, scale, attn_drop)

@@ -7,9 +7,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
-from . import na2d_cpu
-from .backends import needs_grad, requested_backend, select_backend
-from .na2d import check_kernel_dilation, na2d
+from .na2d import check_kernel_dilation, na2d_validated
 
 
 class NeighborhoodAttention2D(nn.Module):
@@ -73,16 +71,6 @@ class NeighborhoodAttention2D(nn.Module):
         hp, wp = self.padded_size(height, width)
         return 2 * hp * wp * self.kernel_size[0] * self.kernel_size[1] * self.dim
 
-    def _fused_cpu(self, q: Tensor) -> bool:
-        """Whether ``na2d`` would run the fused CPU kernel for this layer's call (same selection).
-        The layer then calls it directly: its q, k, v, rpb pass na2d's argument checks by
-        construction, and skipping them saves ~1 ms of Python per NAT-T forward at 224 on CPU."""
-        if q.device.type != "cpu":
-            return False
-        attn_drop = self.attn_drop if self.training else 0.0
-        grad = needs_grad(q, self.rpb)
-        return select_backend(requested_backend(), q, self.rpb, attn_drop, grad)[0] == "cpu"
-
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, H, W, C) -> (B, H, W, C)."""
         batch, height, width, channels = x.shape
@@ -98,18 +86,15 @@ class NeighborhoodAttention2D(nn.Module):
             x = F.pad(x, (0, 0, 0, wp - width, 0, hp - height))
         qkv = self.qkv(x).reshape(batch, hp, wp, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.unbind(3)
-        if self._fused_cpu(q):  # what na2d would pick; the inputs are valid by construction
-            out = na2d_cpu.na2d_cpu(q, k, v, self.kernel_size, self.dilation, self.rpb, self.scale)
-        else:
-            out = na2d(
-                q,
-                k,
-                v,
-                self.kernel_size,
-                self.dilation,
-                rpb=self.rpb,
-                scale=self.scale,
-                attn_drop=self.attn_drop if self.training else 0.0,
+        attn_drop = self.attn_drop if self.training else 0.0
+        if torch.jit.is_scripting():  # the registered op (no attention dropout)
+            if attn_drop > 0.0:
+                raise RuntimeError("scripted NeighborhoodAttention2D has no attention dropout")
+            (ky, kx), (dy, dx) = self.kernel_size, self.dilation
+            out = torch.ops.plgvit_mm.na2d(q, k, v, self.rpb, [ky, kx], [dy, dx], self.scale)
+        else:  # q, k, v, rpb pass na2d's checks by construction
+            out = na2d_validated(
+                q, k, v, self.kernel_size, self.dilation, self.rpb, self.scale, attn_drop
             )
         out = out.reshape(batch, hp, wp, channels)
         if (hp, wp) != (height, width):
