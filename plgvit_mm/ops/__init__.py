@@ -14,6 +14,7 @@ exported graph holds ``torch.ops.plgvit_mm.na2d.default`` nodes, never decompose
 for ``torch.onnx.export(dynamo=True, custom_translation_table=...)`` keys on that overload.
 """
 
+from . import na2d_onnx  # noqa: F401  (registers the decomposition plain torch.onnx.export uses)
 from .backends import (
     BACKENDS,
     ENV_VAR,
