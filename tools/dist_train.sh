@@ -18,7 +18,14 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 TOOLS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON=${PYTHON:-python}
+# interpreter: $PYTHON if set, else the repository's .venv (tools/install.sh), else python3
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$TOOLS/../.venv/bin/python" ]; then PYTHON="$TOOLS/../.venv/bin/python"; else PYTHON=python3; fi
+fi
+if ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
+  echo "$PYTHON cannot import torch: run bash tools/install.sh (creates .venv) or set PYTHON=/path/to/python" >&2
+  exit 2
+fi
 
 PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \
 exec "$PYTHON" -m torch.distributed.run \
