@@ -1,4 +1,5 @@
-"""tools/benchmark_backbones.py and tools/make_benchmark_docs.py: a tiny run, its JSON, the docs."""
+"""tools/analysis_tools/benchmark_backbones.py and make_benchmark_docs.py: a tiny run, its JSON,
+the docs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "analysis_tools"))
 import benchmark_backbones as bench  # noqa: E402
 import make_benchmark_docs as docs  # noqa: E402
 

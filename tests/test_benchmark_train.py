@@ -1,4 +1,4 @@
-"""tools/benchmark_train.py: package configs resolve, the generated batch matches its shapes, one
+"""tools/analysis_tools/benchmark_train.py: package configs resolve, the generated batch matches its shapes, one
 timed iteration really trains (weights move), and the report names each config with its ratios."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "tools" / "analysis_tools"))
 import benchmark_train  # noqa: E402
-from config_cli import load_config  # noqa: E402
+
+from plgvit_mm.cli.config import load_config  # noqa: E402
 
 UPERNET_R = "configs/upernet_lwplgvit_r_ade20k.py"
 MASKRCNN_R = "configs/maskrcnn_lwplgvit_r_coco.py"

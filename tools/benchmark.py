@@ -22,11 +22,12 @@ import time
 
 import numpy as np
 import torch
-from config_cli import add_config_arguments, allow_untrusted_checkpoints, load_config
-from inference_cli import build_inference_model, is_mono3d, make_batch, task_of
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mono3d_demo import load_intrinsics
+
+from plgvit_mm.cli.config import add_config_arguments, allow_untrusted_checkpoints, load_config
+from plgvit_mm.cli.inference import build_inference_model, is_mono3d, make_batch, task_of
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

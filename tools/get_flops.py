@@ -17,10 +17,10 @@ import argparse
 import json
 
 import torch
-from config_cli import add_config_arguments, load_config
-from inference_cli import build_inference_model, task_of
 from torch import nn
 
+from plgvit_mm.cli.config import add_config_arguments, load_config
+from plgvit_mm.cli.inference import build_inference_model, task_of
 from plgvit_mm.utils.flops import count_macs
 
 

@@ -17,12 +17,12 @@ resident set during one iteration (gradients, activations and temporaries; the w
 optimizer state resident between iterations are reported separately as ``state_mib``).
 
 Default configs: ours against mmdet's Mask R-CNN R-50 and Swin-T (1x) and mmseg's UperNet R-50
-and Swin-T (ADE20K 160k), as performance.md asks:
+and Swin-T (ADE20K 160k); see docs/design/performance_targets.md:
 
-    python tools/benchmark_train.py --json docs/benchmarks_train.json           # CPU, both tasks
-    python tools/benchmark_train.py --task det --configs configs/maskrcnn_lwplgvit_r_coco.py \\
+    python tools/analysis_tools/benchmark_train.py --json docs/benchmarks_train.json           # CPU, both tasks
+    python tools/analysis_tools/benchmark_train.py --task det --configs configs/maskrcnn_lwplgvit_r_coco.py \\
         mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py --shape 256 256 --repeats 1
-    python tools/benchmark_train.py --device cuda --amp --shape 800 1216 --batch 2   # GPU
+    python tools/analysis_tools/benchmark_train.py --device cuda --amp --shape 800 1216 --batch 2   # GPU
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ import mmseg
 import numpy as np
 import torch
 from benchmark_backbones import machine_info as backbone_machine_info
-from config_cli import REPO_ROOT, load_config
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
@@ -52,6 +51,7 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 from torch import nn
 
+from plgvit_mm.cli.config import REPO_ROOT, load_config
 from plgvit_mm.datasets.synthetic_shapes import make_sample
 from plgvit_mm.utils.atomic_file import atomic_write_text
 from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator

@@ -1,13 +1,13 @@
 """Regenerate docs/benchmarks.md and its figures from benchmark JSON files (nothing else).
 
-Each positional JSON is a report of tools/benchmark_backbones.py (a CPU run, a GPU run, ...) and
-becomes one section with its machine named; ``--na-json`` adds tools/benchmark_na.py's table and
-``--train-json`` tools/benchmark_train.py's detector/segmentor training-iteration tables.
+Each positional JSON is a report of tools/analysis_tools/benchmark_backbones.py (a CPU run, a GPU run, ...) and
+becomes one section with its machine named; ``--na-json`` adds tools/analysis_tools/benchmark_na.py's table and
+``--train-json`` tools/analysis_tools/benchmark_train.py's detector/segmentor training-iteration tables.
 Figures (matplotlib PNGs, one set per report): latency vs pixels on log-log axes, and a
 params / MACs / latency scatter.
 
-    python tools/make_benchmark_docs.py docs/benchmarks.json
-    python tools/make_benchmark_docs.py docs/benchmarks.json docs/benchmarks_cuda.json \\
+    python tools/analysis_tools/make_benchmark_docs.py docs/benchmarks.json
+    python tools/analysis_tools/make_benchmark_docs.py docs/benchmarks.json docs/benchmarks_cuda.json \\
         --na-json docs/na_cuda.json
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,19 +23,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_backbones import MODELS, SCHEMA  # noqa: E402
 from benchmark_train import SCHEMA as TRAIN_SCHEMA  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
 
 BUSY_LOADAVG = 1.0
 """A 1-minute load average above this at the start means the CPU was shared."""
 RERUN = (
-    "python tools/benchmark_backbones.py --json docs/benchmarks.json && "
-    "python tools/make_benchmark_docs.py docs/benchmarks.json"
+    "python tools/analysis_tools/benchmark_backbones.py --json docs/benchmarks.json && "
+    "python tools/analysis_tools/make_benchmark_docs.py docs/benchmarks.json"
 )
 
 
@@ -110,7 +107,7 @@ def caveats(report: dict) -> list[str]:
         out.append(f"> **Incomplete run** (stopped early; measured: {done}); no profiles.")
     if report["machine"]["device"] != "cpu":
         out.append(
-            "> **GPU run** (`tools/gpu_benchmarks.sh`): at batch 1 these models are bound "
+            "> **GPU run** (`tools/analysis_tools/gpu_benchmarks.sh`): at batch 1 these models are bound "
             "by kernel launches (latency hardly changes from 224x224 to 768x2560), so the "
             "throughput columns are the numbers to compare."
         )
@@ -181,7 +178,7 @@ def ratio_tables(report: dict) -> list[str]:
 
 def target_lines(report: dict) -> list[str]:
     if report["machine"]["device"] != "cpu":
-        return ["", "The performance.md targets are CPU targets; see the CPU section."]
+        return ["", "The latency targets are CPU targets; see the CPU section."]
     rows = [
         [
             t["text"],
@@ -335,7 +332,7 @@ def report_section(report: dict, tag: str, out: Path, figures: Path) -> list[str
     ]
     for caveat in caveats(report):
         lines += [caveat, ""]
-    lines += ["", "### Targets (shared/design/performance.md)", *target_lines(report)]
+    lines += ["", "### Targets (docs/design/performance_targets.md)", *target_lines(report)]
     lines += ["", "### Params, MACs, latency, throughput, memory", *size_tables(report)]
     lines += [
         "",
@@ -383,7 +380,7 @@ def na_section(na: dict, source: Path) -> list[str]:
         "",
         f"## Neighborhood attention op: {na['device']}",
         "",
-        f"tools/benchmark_na.py, {na['dtype']}, torch {na['torch']}, NAT-Tiny stage shapes "
+        f"tools/analysis_tools/benchmark_na.py, {na['dtype']}, torch {na['torch']}, NAT-Tiny stage shapes "
         f"(head_dim 32, k=7); from `{source.as_posix()}`.",
         "",
         *table(
@@ -412,7 +409,7 @@ def na_section(na: dict, source: Path) -> list[str]:
 
 
 def train_section(report: dict, source: Path) -> list[str]:
-    """Tables of tools/benchmark_train.py: s/iter and peak memory per config, x the R-50 config."""
+    """Tables of tools/analysis_tools/benchmark_train.py: s/iter and peak memory per config, x the R-50 config."""
     if report.get("schema") != TRAIN_SCHEMA:
         raise ValueError(f"{source}: not a {TRAIN_SCHEMA} report (schema {report.get('schema')!r})")
     m = report["machine"]
@@ -423,7 +420,7 @@ def train_section(report: dict, source: Path) -> list[str]:
         "",
         f"## Training iteration: detectors and segmentors ({where})",
         "",
-        f"`tools/benchmark_train.py` (from `{source.as_posix()}`): one `model.train_step` "
+        f"`tools/analysis_tools/benchmark_train.py` (from `{source.as_posix()}`): one `model.train_step` "
         "(data preprocessor, forward, losses, backward, optimizer step of the config's own "
         "optim wrapper) on the same generated synthetic-shapes batch for every config, "
         "random weights, configs interleaved, median of "
@@ -486,14 +483,14 @@ def make_docs(
     loaded = [load_report(p) for p in reports]
     figures.mkdir(parents=True, exist_ok=True)
     command = " ".join(
-        ["python tools/make_benchmark_docs.py", *(str(p) for p in reports)]
+        ["python tools/analysis_tools/make_benchmark_docs.py", *(str(p) for p in reports)]
         + (["--na-json", *(str(p) for p in na_jsons)] if na_jsons else [])
         + (["--train-json", *(str(p) for p in train_jsons)] if train_jsons else [])
     )
     lines = [
         "# Backbone benchmarks",
         "",
-        f"Generated by `{command}` from the JSON written by `tools/benchmark_backbones.py` "
+        f"Generated by `{command}` from the JSON written by `tools/analysis_tools/benchmark_backbones.py` "
         "(and `benchmark_na.py` / `benchmark_train.py` for their sections); "
         "do not edit by hand. All models of a section ran in one process, interleaved "
         "(A B C ... A B C ...), random weights, medians after warm-up, pinned threads; "

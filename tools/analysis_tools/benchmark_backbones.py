@@ -7,7 +7,7 @@ machine is shared and noisy, so compare ratios measured in the same run, not abs
 4-32; swin_tiny only at 224, its timm model has a fixed input size). Latency at 0.5x/1x/2x/4x the
 pixels of 384x1280 (aspect kept, sides rounded up to multiples of 32) shows how cost grows; the
 fitted exponent of latency ~ pixels**e is reported. The targets of
-shared/design/performance.md are printed as MET / NOT MET with the measured ratios, and each
+docs/design/performance_targets.md are printed as MET / NOT MET with the measured ratios, and each
 target not met gets a torch.profiler top-ops table of the slower model.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the resident model during one
@@ -15,11 +15,11 @@ forward at the throughput batch; on CPU the growth of the process's resident set
 reset through /proc/self/clear_refs after ``malloc_trim`` returned freed heap memory) during that
 forward, i.e. activations and workspaces, weights excluded.
 
-    python tools/benchmark_backbones.py --json docs/benchmarks.json          # full CPU run
-    python tools/benchmark_backbones.py --models lw_plgvit_r edgenext_small --sizes 224x224 \\
+    python tools/analysis_tools/benchmark_backbones.py --json docs/benchmarks.json          # full CPU run
+    python tools/analysis_tools/benchmark_backbones.py --models lw_plgvit_r edgenext_small --sizes 224x224 \\
         --repeats 2 --warmup 1                                               # quick look
-    python tools/benchmark_backbones.py --device cuda --json work_dirs/backbones_cuda.json
-    python tools/make_benchmark_docs.py docs/benchmarks.json                 # docs + figures
+    python tools/analysis_tools/benchmark_backbones.py --device cuda --json work_dirs/backbones_cuda.json
+    python tools/analysis_tools/make_benchmark_docs.py docs/benchmarks.json                 # docs + figures
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -45,12 +44,11 @@ import torch
 from timm.utils import reparameterize_model
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import plgvit_mm  # noqa: E402,F401  (registers the timm models nat_*, dinat_*, *plgvit*)
-from plgvit_mm.utils import flops  # noqa: E402
-from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
-from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator  # noqa: E402
-from plgvit_mm.utils.peak_memory import peak_memory_mib  # noqa: E402
+import plgvit_mm  # noqa: F401  (registers the timm models nat_*, dinat_*, *plgvit*)
+from plgvit_mm.utils import flops
+from plgvit_mm.utils.atomic_file import atomic_write_text
+from plgvit_mm.utils.cpu_allocator import ALLOCATOR_MODES, set_cpu_allocator
+from plgvit_mm.utils.peak_memory import peak_memory_mib
 
 SCHEMA = "plgvit_mm.benchmark_backbones/1"
 CLASSIFIER_SIZE = (224, 224)
@@ -89,7 +87,8 @@ LINEAR_EXPONENT_MAX = 1.10
 
 @dataclass(frozen=True)
 class Target:
-    """``model`` latency <= ``max_ratio`` x ``reference`` latency at ``size`` (performance.md)."""
+    """``model`` latency <= ``max_ratio`` x ``reference`` latency at ``size``
+    (docs/design/performance_targets.md)."""
 
     model: str
     reference: str
@@ -107,7 +106,7 @@ TARGETS = (
     Target("nat_tiny", "swin_tiny_patch4_window7_224", "224x224", 1.0),
 )
 LINEAR_GROWTH_MODELS = ("lw_plgvit_a", "lw_plgvit_r")
-"""performance.md: their cost must grow linearly with pixels (checked on the scaling sizes)."""
+"""Models whose cost must grow linearly with pixels (checked on the scaling sizes)."""
 PROFILE_TOP_OPS = 10
 
 
@@ -474,7 +473,7 @@ def scaling_fits(report: dict, scaling_sizes: list[str]) -> dict:
 
 
 def evaluate_targets(report: dict) -> list[dict]:
-    """performance.md's CPU targets that this run can decide (both models at the size measured)."""
+    """The CPU latency targets that this run can decide (both models at the size measured)."""
     if report["machine"]["device"] != "cpu":
         return []
     out = []
@@ -573,7 +572,7 @@ def print_report(report: dict) -> None:
                 f"x{fit['ratio_per_doubling']:.2f} per doubling"
             )
     if report["targets"]:
-        print("\nperformance.md targets")
+        print("\ntargets (docs/design/performance_targets.md)")
         for t in report["targets"]:
             print(f"  {'MET    ' if t['met'] else 'NOT MET'}  {t['text']}: {t['ratio']:.3f}")
     for key, prof in report["profiles"].items():

@@ -1,6 +1,6 @@
 """Mixed-precision check of the backbones and the neighborhood-attention op on a GPU.
 
-    python tools/gpu_amp_check.py [--out amp_check.json] [--size 224] [--batch 2]
+    python tools/analysis_tools/gpu_amp_check.py [--out amp_check.json] [--size 224] [--batch 2]
 
 For every backbone (NAT-Mini/Tiny, DiNAT-Mini, PLG-ViT-T, LW-PLG-ViT-A/R) and each autocast dtype
 (float16, bfloat16): forward + backward under ``torch.autocast('cuda', dtype)``; records whether
@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os.path as osp
 import platform
 import sys
 import time
 import traceback
 
 import torch
+from mmengine.registry import MODELS
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmengine.registry import MODELS  # noqa: E402
-
-import plgvit_mm  # noqa: E402
-from plgvit_mm.ops import na2d  # noqa: E402
+import plgvit_mm
+from plgvit_mm.ops import na2d
 
 BACKBONES = {
     "nat_mini": dict(type="NAT", arch="mini"),

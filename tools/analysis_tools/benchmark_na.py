@@ -3,11 +3,12 @@
 For 224x224 and 800x1216 inputs (stages: heads 2/4/8/16, head_dim 32, maps ceil(input/4, /8,
 /16, /32), k=7) it times forward and forward+backward (q, k, v and rpb gradients) of every
 backend that runs on the device, the same-size full attention (torch SDPA) as a yardstick and,
-on CUDA, compiled flex_attention with 8x16 token tiles (the 'flex' backend, the issue's peer).
-Prints a table and writes JSON (atomically). Needs torch (+ the repository on the path).
+on CUDA, compiled flex_attention with 8x16 token tiles (the 'flex' backend, the peer
+of the GPU target in docs/design/performance_targets.md).
+Prints a table and writes JSON (atomically). Needs torch and the installed plgvit_mm.
 
-    python tools/benchmark_na.py --device cuda --dtype bfloat16 --json work_dirs/na_bench.json
-    python tools/benchmark_na.py --device cpu --quick
+    python tools/analysis_tools/benchmark_na.py --device cuda --dtype bfloat16 --json work_dirs/na_bench.json
+    python tools/analysis_tools/benchmark_na.py --device cpu --quick
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from plgvit_mm.ops import BACKENDS, na2d, unsupported_reason  # noqa: E402
-from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
+from plgvit_mm.ops import BACKENDS, na2d, unsupported_reason
+from plgvit_mm.utils.atomic_file import atomic_write_text
 
 NAT_TINY_HEADS = (2, 4, 8, 16)
 HEAD_DIM = 32
@@ -205,7 +205,8 @@ def benchmark(args: argparse.Namespace) -> dict:
 
 
 def ratios(rows: list[dict]) -> dict:
-    """Triton / flex time at every shape where both ran (the issue's target: <= 0.25)."""
+    """Triton / flex time at every shape where both ran (target <= 0.25, see
+    docs/design/performance_targets.md)."""
     out = {}
     for row in rows:
         if row["backend"] != "triton":
