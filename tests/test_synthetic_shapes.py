@@ -11,8 +11,10 @@ from PIL import Image
 
 from plgvit_mm.datasets.synthetic_shapes import (
     ADE20K_LABEL_VALUES,
+    GENERATOR_VERSION,
     SHAPE_CLASSES,
     make_sample,
+    synthetic_coco_dirname,
     write_synthetic_ade20k,
     write_synthetic_coco,
 )
@@ -68,6 +70,43 @@ def test_coco_files_follow_the_coco_format(tmp_path):
         assert ann["iscrowd"] == 0 and ann["category_id"] in (1, 2, 3)
         assert 0.3 * w * h < ann["area"] <= w * h  # pixel count of the mask
     assert not [f for f in os.listdir(tmp_path / "annotations") if f.startswith(".tmp")]
+
+
+def test_test_split_has_its_own_seed_and_the_manifest_comes_last(tmp_path):
+    """Train/val depend only on ``seed``; the test split only on ``test_seed``; images differ."""
+    kwargs = dict(num_train=3, num_val=2, num_test=2, height=48, width=48)
+    a = write_synthetic_coco(str(tmp_path / "a"), seed=0, test_seed=1, **kwargs)
+    b = write_synthetic_coco(str(tmp_path / "b"), seed=0, test_seed=7, **kwargs)
+    c = write_synthetic_coco(str(tmp_path / "c"), seed=3, test_seed=1, **kwargs)
+
+    def pixels(paths: dict, split: str) -> list[bytes]:
+        folder = paths[f"{split}_img"]
+        return [
+            np.asarray(Image.open(os.path.join(folder, f))).tobytes()
+            for f in sorted(os.listdir(folder))
+        ]
+
+    assert pixels(a, "train") == pixels(b, "train") and pixels(a, "val") == pixels(b, "val")
+    assert pixels(a, "test") != pixels(b, "test")
+    assert pixels(a, "test") == pixels(c, "test") and pixels(a, "train") != pixels(c, "train")
+    seen = set(pixels(a, "train") + pixels(a, "val"))
+    assert not seen & set(pixels(a, "test"))
+    test = json.loads(open(a["test_ann"]).read())
+    assert len(test["images"]) == 2 and test["annotations"]
+    manifest = json.loads(open(a["manifest"]).read())
+    assert manifest["generator_version"] == GENERATOR_VERSION
+    assert (manifest["seed"], manifest["test_seed"]) == (0, 1)
+    assert manifest["counts"] == {"train": 3, "val": 2, "test": 2}
+    newest = max(os.path.getmtime(p) for key, p in a.items() if key.endswith("_ann"))
+    assert os.path.getmtime(a["manifest"]) >= newest
+    with pytest.raises(ValueError, match="test_seed must differ"):
+        write_synthetic_coco(str(tmp_path / "d"), seed=2, test_seed=2, **kwargs)
+
+
+def test_dataset_folder_is_keyed_by_generator_version_and_seeds():
+    name = synthetic_coco_dirname(0, 1)
+    assert name == f"synthetic_coco_v{GENERATOR_VERSION}_seed0_test1"
+    assert len({name, synthetic_coco_dirname(0, 2), synthetic_coco_dirname(1, 1)}) == 3
 
 
 def test_coco_polygons_rasterize_to_the_drawn_pixels(tmp_path):

@@ -6,12 +6,16 @@ instance mask is exactly its polygon, so the annotations are exact.
 
 - COCO (:func:`write_synthetic_coco`), mmdet's layout::
 
-      ROOT/train2017/000000000001.png ...     ROOT/val2017/...
-      ROOT/annotations/instances_{train,val}2017.json
+      ROOT/train2017/000000000001.png ...     ROOT/val2017/...     ROOT/test2017/... (optional)
+      ROOT/annotations/instances_{train,val,test}2017.json
+      ROOT/generator.json                     written last: what was generated, with which seeds
 
   instance masks as COCO polygons (``[x1, y1, x2, y2, ...]`` in pixel units, the pixel (r, c)
   covering ``[c, c+1) x [r, r+1)``), ``bbox = [x, y, w, h]``, ``area`` = mask pixel count,
-  category ids 1..3.
+  category ids 1..3. Train and val come from one seed (the val split is where recipes are
+  compared); the optional test split comes from its own seed, so images that no choice was ever
+  scored on stay available for reporting (:func:`synthetic_coco_dirname` keys a folder by
+  :data:`GENERATOR_VERSION` and both seeds).
 - ADE20K (:func:`write_synthetic_ade20k`), mmseg's layout::
 
       ROOT/images/{training,validation}/ADE_{train,val}_00000001.jpg
@@ -44,6 +48,9 @@ SHAPE_CLASSES: tuple[str, ...] = ("square", "circle", "triangle")
 # ADE20K label value of the background and of each shape class (0 is "unlabeled").
 ADE20K_LABEL_VALUES: dict[str, int] = {"background": 1, "square": 2, "circle": 3, "triangle": 4}
 CIRCLE_VERTICES = 32
+GENERATOR_VERSION = 1
+"""Version of the image generator; raised whenever the same seed would draw different images."""
+MANIFEST = "generator.json"
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,14 @@ class CocoWriter:
         return dict(images=self.images, annotations=self.annotations, categories=self.categories)
 
 
+def synthetic_coco_dirname(seed: int = 0, test_seed: int = 1) -> str:
+    """Folder name of a generated COCO set, keyed by generator version and seeds.
+
+    A generator change or a new seed gives a new folder, so an old set is never reused.
+    """
+    return f"synthetic_coco_v{GENERATOR_VERSION}_seed{seed}_test{test_seed}"
+
+
 def write_synthetic_coco(
     root: str,
     num_train: int = 500,
@@ -198,16 +213,28 @@ def write_synthetic_coco(
     width: int = 256,
     max_shapes: int = 4,
     seed: int = 0,
+    num_test: int = 0,
+    test_seed: int = 1,
 ) -> dict[str, str]:
     """Write a COCO-format shapes dataset under ``root``; returns the paths by split.
 
-    Returns ``{'train_ann', 'val_ann', 'train_img', 'val_img'}`` (absolute paths).
-    Train and val come from disjoint random streams of one seed.
+    Returns ``{'train_ann', 'train_img', 'val_ann', 'val_img'}`` (absolute paths), plus
+    ``'test_ann'``, ``'test_img'`` when ``num_test > 0``, and ``'manifest'``.
+    Train and val are disjoint random streams of ``seed``; the test split is a stream of
+    ``test_seed``, which must differ from ``seed``. ``ROOT/generator.json`` (generator version,
+    seeds, counts, image size) is written after every split is complete.
     """
+    if num_test > 0 and test_seed == seed:
+        raise ValueError(
+            f"test_seed must differ from seed (both {seed}): the test split needs its own"
+        )
     root = osp.abspath(root)
     paths = {}
-    for split, count, stream in (("train", num_train, 0), ("val", num_val, 1)):
-        rng = np.random.default_rng([seed, stream])
+    splits = [("train", num_train, seed, 0), ("val", num_val, seed, 1)]
+    if num_test > 0:
+        splits.append(("test", num_test, test_seed, 2))
+    for split, count, split_seed, stream in splits:
+        rng = np.random.default_rng([split_seed, stream])
         image_dir = osp.join(root, f"{split}2017")
         writer = CocoWriter()
         for index in range(count):
@@ -218,6 +245,18 @@ def write_synthetic_coco(
         ann_path = osp.join(root, "annotations", f"instances_{split}2017.json")
         save_json(ann_path, writer.to_dict())
         paths[f"{split}_ann"], paths[f"{split}_img"] = ann_path, image_dir
+    manifest = dict(
+        generator="plgvit_mm.datasets.synthetic_shapes",
+        generator_version=GENERATOR_VERSION,
+        seed=seed,
+        test_seed=test_seed if num_test > 0 else None,
+        counts={split: count for split, count, _, _ in splits},
+        height=height,
+        width=width,
+        max_shapes=max_shapes,
+    )
+    paths["manifest"] = osp.join(root, MANIFEST)
+    save_json(paths["manifest"], manifest)
     return paths
 
 
