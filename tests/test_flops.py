@@ -13,7 +13,7 @@ from plgvit_mm import ops
 from plgvit_mm.ops import NeighborhoodAttention2D
 from plgvit_mm.utils.flops import count_macs
 
-# nat.md §3: MACs at 224 x 224 ("FLOPs" in the paper), recounted from the architecture.
+# MACs at 224 x 224 published in the NAT paper (its "FLOPs"; docs/design/nat.md), recounted.
 NAT_GMACS = {"mini": 2.70, "tiny": 4.30, "small": 7.77, "base": 13.68}
 
 
