@@ -144,7 +144,7 @@ def test_plg_self_attention_projection_equals_concat(branch_proj, size):
         local_window=7,
         global_window=5,
         global_ratio=0.25,
-        global_pool="max",
+        patch_sampling="max",
         branch_proj=branch_proj,
     )
     assert (module.local_dim, module.global_dim) == (18, 6)

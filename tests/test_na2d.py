@@ -1,4 +1,4 @@
-"""Neighborhood attention op vs an independent brute-force oracle (nat.md §1), CPU, float64."""
+"""Neighborhood attention op vs an independent brute-force oracle (docs/design/neighborhood_attention.md), CPU, float64."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from plgvit_mm.ops.na_windows import axis_neighbors, axis_tiles
 
 # ---------------------------------------------------------------- independent oracle
 def oracle_axis(length: int, kernel: int, dilation: int) -> list[list[int]]:
-    """Keys of every query on one axis, by the spec's rule, with plain python."""
+    """Keys of every query on one axis, by the documented rule, with plain python."""
     radius = kernel // 2
     keys = []
     for i in range(length):

@@ -1,6 +1,6 @@
-"""NAT / DiNAT backbones and timm models against the spec (shared/design/nat.md §3-4).
+"""NAT / DiNAT backbones and timm models against docs/design/nat.md (variants, checkpoint formats).
 
-Official key layouts, shapes and a functional forward pass are written here from the spec,
+Official key layouts, shapes and a functional forward pass are written here from that document,
 independently of plgvit_mm's modules; the models must reproduce them exactly.
 """
 
@@ -26,7 +26,7 @@ from plgvit_mm.ops import na2d
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# nat.md §3: C, depths, heads, mlp ratio, layer scale; params classifier / backbone (M).
+# docs/design/nat.md, variants: C, depths, heads, mlp ratio, layer scale; params classifier / backbone (M).
 SPEC = {
     "mini": (64, (3, 4, 6, 5), (2, 4, 8, 16), 3, None, 19.98, 19.47),
     "tiny": (64, (3, 4, 18, 5), (2, 4, 8, 16), 3, None, 27.90, 27.39),
@@ -34,7 +34,7 @@ SPEC = {
     "base": (128, (3, 4, 18, 5), (4, 8, 16, 32), 2, 1e-5, 89.77, 88.75),
 }
 # A reduced variant with every feature (layer scale, dilation, small-map padding) for fast
-# numerical checks; head_dim 32 as in the spec.
+# numerical checks; head_dim 32 as published.
 SMALL_ARCH = dict(
     embed_dim=64, depths=(2, 2, 2, 1), num_heads=(2, 4, 8, 16), mlp_ratio=2.0, layer_scale=1e-5
 )
@@ -50,7 +50,7 @@ def official_layout(
     dense: bool = False,
     out_indices=(0, 1, 2, 3),
 ) -> dict[str, tuple]:
-    """Key -> shape of an official checkpoint (nat.md §4): classifier, or backbone (``dense``)."""
+    """Key -> shape of an official checkpoint (docs/design/nat.md, checkpoint formats): classifier, or backbone (``dense``)."""
     c = embed_dim
     shapes = {
         "patch_embed.proj.0.weight": (c // 2, 3, 3, 3),
@@ -127,7 +127,7 @@ def random_official_state(layout: dict[str, tuple], seed: int = 0) -> dict[str, 
 def reference_forward(
     state: dict[str, Tensor], x: Tensor, heads, dilations, kernel: int = 7
 ) -> tuple[list[Tensor], Tensor]:
-    """NAT forward written from the spec: level outputs (B, H, W, C) before downsampling, logits."""
+    """NAT forward written from docs/design/nat.md: level outputs (B, H, W, C) before downsampling, logits."""
 
     def ln(t: Tensor, name: str) -> Tensor:
         return F.layer_norm(t, t.shape[-1:], state[name + ".weight"], state[name + ".bias"])
@@ -177,7 +177,7 @@ def dense_reference(state: dict[str, Tensor], outs: list[Tensor]) -> list[Tensor
 
 
 def to_hf(state: dict[str, Tensor], prefix: str = "nat.") -> dict[str, Tensor]:
-    """Official -> HuggingFace layout, written from the key map of nat.md §4."""
+    """Official -> HuggingFace layout, written from the key map of docs/design/nat.md (checkpoint formats)."""
     block_map = {
         "norm1": "layernorm_before",
         "attn.rpb": "attention.self.rpb",
@@ -279,7 +279,7 @@ def test_bad_arguments_raise_clear_errors():
 
 @pytest.mark.parametrize("dilations", [((1, 1), (1, 1), (1, 1), (1,)), "coco"])
 def test_official_classifier_state_dict_matches_spec_forward(dilations):
-    """Random official-layout weights -> our classifier == the spec's forward pass. With the
+    """Random official-layout weights -> our classifier == the documented forward pass. With the
     COCO schedule at 96 x 80 px every dilated block runs the small-map padding path
     (level 0: 24 x 20 < 7 * 28)."""
     cfg = SMALL_ARCH

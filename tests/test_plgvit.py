@@ -17,7 +17,7 @@ from plgvit_mm.models.backbones.plgvit import (
 )
 from plgvit_mm.models.layers import GlobalPooledAttention
 
-# ImageNet-1k classifier parameters of the presets (documented in docs/plgvit.md).
+# ImageNet-1k classifier parameters of the presets (documented in docs/design/plgvit.md).
 CLASSIFIER_PARAMS = {
     "plgvit_tiny": 26_683_950,
     "plgvit_small": 52_309_772,
@@ -136,7 +136,7 @@ def test_ablation_switches():
     assert coupled.arch.global_heads == coupled.arch.local_heads
     assert coupled.arch.global_ratio == (0.5,) * 4
     original = LWPLGViT(
-        "r", downsampler="fused_mbconv", ffn="ccf", global_pool="max_avg", expansion_channels=0
+        "r", downsampler="fused_mbconv", ffn="ccf", patch_sampling="max_avg", expansion_channels=0
     )
     assert type(original.stages[1].downsample).__name__ == "Downsample2d"
     assert type(original.stages[0].blocks[0].ffn).__name__ == "CCFFFN"
@@ -149,7 +149,7 @@ def test_ablation_switches():
         **LW_ARCHS["r"],
         downsampler="lw",
         ffn="ccf_plus",
-        global_pool="max",
+        patch_sampling="max",
         decoupled=True,
     )
     assert lw == LWPLGViT("r").arch

@@ -1,7 +1,7 @@
 """Exact neighborhood attention as sparse (CSR) attention: the fast CPU path of the reference.
 
 Every query attends exactly ky * kx keys, so the attention matrix of one (batch, head) block is
-an (H * W) x (H * W) CSR matrix with ky * kx entries per row (columns ascending, nat.md §1).
+an (H * W) x (H * W) CSR matrix with ky * kx entries per row (columns ascending, docs/design/neighborhood_attention.md).
 The logits are a sampled dense-dense product (``torch.sparse.sampled_addmm``, with the relative
 position bias passed as the sampled matrix's values, so ``logit = scale * q.k + bias``), the
 softmax runs on the dense (rows, ky * kx) value array and the output is a CSR x dense product
@@ -25,8 +25,8 @@ from .na_windows import plane_neighbors
 
 MIN_TOKENS_PER_WINDOW = 4
 """The CSR path serves maps with H * W >= this many windows (ky * kx); on smaller maps the
-dense tiled path (a few full-size matmuls) is as fast or faster on CPU (measured at the NAT-Tiny
-224 shapes: CSR 4x faster at 56x56 and 28x28, ~10% at 14x14, ~20% slower at 7x7, k=7)."""
+dense tiled path (a few full-size matmuls) is as fast or faster on CPU (compared at the
+NAT-Tiny 224 shapes, k=7)."""
 
 
 def unsupported_reason(q: Tensor, kernel_size: tuple[int, int], attn_drop: float) -> str | None:

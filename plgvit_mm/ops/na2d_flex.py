@@ -2,7 +2,7 @@
 
 Tokens are reordered into TILE = (8, 16) tiles (one 128-token flex block per tile, the map
 zero-padded to tile multiples), so the block mask keeps only tiles near each query tile.
-``mask_mod`` applies the exact window rule of nat.md §1 on the decoded (y, x); ``score_mod``
+``mask_mod`` applies the exact window rule (docs/design/neighborhood_attention.md) on the decoded (y, x); ``score_mod``
 adds the relative position bias (indices clamped: it also runs on masked pairs of partial
 blocks). The rpb gradient comes from flex's atomic adds, so it is not bitwise deterministic.
 The GPU benchmark's peer for the Triton kernels; selectable as backend ``'flex'``.

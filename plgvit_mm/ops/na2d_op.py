@@ -32,7 +32,12 @@ from .backends import requested_backend, select_backend
 
 OP_NAME = "plgvit_mm::na2d"
 BACKWARD_OP_NAME = "plgvit_mm::na2d_backward"
-_AUTOGRAD_KEYS = ("AutogradFunctionality", "AutogradOther", "AutogradNestedTensor", "ADInplaceOrView")
+_AUTOGRAD_KEYS = (
+    "AutogradFunctionality",
+    "AutogradOther",
+    "AutogradNestedTensor",
+    "ADInplaceOrView",
+)
 
 
 def _autograd_dispatch() -> torch._C._ForceDispatchKeyGuard:

@@ -1,4 +1,4 @@
-"""Per-axis neighborhood tables of neighborhood attention (spec: shared/design/nat.md §1).
+"""Per-axis neighborhood tables of neighborhood attention (docs/design/neighborhood_attention.md).
 
 One axis of length L, odd kernel k, radius r = (k - 1) / 2, dilation d. A query at i belongs
 to dilation group g = i mod d with in-group index i' = i // d; its window starts at

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import trunc_normal_
+from timm.layers import register_notrace_module, trunc_normal_
 from torch import Tensor, nn
 
 from .na2d import check_kernel_dilation, na2d_validated
 
 
+@register_notrace_module  # one leaf for torch.fx: its padding depends on the input size
 class NeighborhoodAttention2D(nn.Module):
     """Neighborhood attention layer of NAT/DiNAT on (B, H, W, C) maps.
 

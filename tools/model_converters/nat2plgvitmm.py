@@ -29,7 +29,7 @@ from plgvit_mm.models.backbones.nat import (
     NATTrunk,
     convert_state_dict,
 )
-from plgvit_mm.utils.checkpoint_convert import load_state_dict_reported, save_atomic
+from plgvit_mm.utils.checkpoint_convert import load_state_dict_checked, save_atomic
 
 
 def build_target(arch: str, dinat: bool, kernel_size: int, target: str) -> NATTrunk:
@@ -53,9 +53,10 @@ def convert(
         CheckpointLoader.load_checkpoint(src, map_location="cpu"), model, source=src
     )
     fresh = DENSE_NORM_PREFIXES if target == "backbone" else ()
-    missing, unexpected = load_state_dict_reported(model, state, src, expected_missing=fresh)
-    problems = [f"missing key {k}" for k in missing if not k.startswith(fresh)]
-    problems += [f"unexpected key {k}" for k in unexpected]
+    report = load_state_dict_checked(model, state, src, fresh=fresh, allow_partial=True)
+    problems = [f"missing key {k}" for k in report.missing]
+    problems += [f"unexpected key {k}" for k in report.unexpected]
+    problems += [f"shape mismatch {m}" for m in report.mismatched]
     if not problems:
         meta = dict(source=src, arch=arch, dinat=dinat, kernel_size=kernel_size, target=target)
         save_atomic(dict(state_dict=state, meta=meta), dst)

@@ -1,13 +1,15 @@
 """NAT and DiNAT: hierarchical transformers with (dilated) neighborhood attention.
 
 NAT: Hassani et al., "Neighborhood Attention Transformer", CVPR 2023. DiNAT: Hassani & Shi,
-"Dilated Neighborhood Attention Transformer", 2022. Spec: shared/design/nat.md.
+"Dilated Neighborhood Attention Transformer", 2022. Layout and key conventions:
+docs/design/nat.md.
 
 One implementation (:class:`NATTrunk`: tokenizer + four levels) serves
 - :class:`NATClassifier`, the timm models ``nat_*`` / ``dinat_*``, whose state dict keys equal the
   official classifier files (``patch_embed``, ``levels``, ``norm``, ``head``);
-- :class:`NAT` / :class:`DiNAT`, dense backbones in MMEngine's root ``MODELS`` registry whose keys
-  equal the official detection/segmentation backbones (``norm{i}`` per output, no ``norm``/``head``).
+- :class:`NAT` / :class:`DiNAT`, dense backbones (:class:`~.base.DenseBackbone`) in MMEngine's root
+  ``MODELS`` registry whose keys equal the official detection/segmentation backbones (``norm{i}``
+  per output, no ``norm``/``head``).
 Tensors are channels-last (B, H, W, C) inside; dense outputs are NCHW at strides 4, 8, 16, 32.
 Official, mmdet/mmseg and HuggingFace checkpoints convert through :func:`convert_state_dict`.
 """
@@ -20,20 +22,22 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 import torch.utils.checkpoint
-from mmengine.model import BaseModule
 from mmengine.registry import MODELS
-from mmengine.runner.checkpoint import CheckpointLoader
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, Mlp, resize_rel_pos_bias_table_simple, trunc_normal_
+from timm.layers import (
+    DropPath,
+    Mlp,
+    resize_rel_pos_bias_table_simple,
+    trunc_normal_,
+)
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 from plgvit_mm.ops import NeighborhoodAttention2D
-from plgvit_mm.utils.checkpoint_convert import (
-    load_state_dict_reported,
-    select_prefix,
-    unwrap_state_dict,
-)
+from plgvit_mm.utils.checkpoint_convert import select_prefix, unwrap_state_dict
+
+from .base import ConvertedCheckpoint, DenseBackbone, classifier_keys_to_dense
 
 __all__ = [
     "DINAT_ARCHS",
@@ -72,7 +76,7 @@ NAT_ARCHS: dict[str, dict] = {
         layer_scale=1e-5,
     ),
 }
-"""Published NAT variants (nat.md §3); head_dim is 32 everywhere."""
+"""Published NAT variants (docs/design/nat.md, variants); head_dim is 32 everywhere."""
 DINAT_ARCHS: dict[str, dict] = {**NAT_ARCHS, "small": {**NAT_ARCHS["small"], "layer_scale": None}}
 """DiNAT variants: as NAT, except that DiNAT-S has no layer scale."""
 
@@ -85,8 +89,9 @@ DILATION_SCHEDULES: dict[str, tuple[tuple[int, ...], ...]] = {
 e.g. COCO level 0 (1, 28) -> [1, 28, 1], level 3 (1, 3) -> [1, 3, 1, 3, 1]."""
 
 DENSE_NORM_PREFIXES = ("norm0.", "norm1.", "norm2.", "norm3.")
-_CLASSIFIER_ONLY = re.compile(r"^(norm|head)\.")
 _DENSE_ONLY = re.compile(r"^norm\d+\.")
+GLOBAL_POOLS = ("avg", "")
+"""Classifier pooling: 'avg' (global mean) or '' (none: the head sees the NHWC map)."""
 
 
 def dinat_dilations(schedule: str, depths: Sequence[int]) -> tuple[tuple[int, ...], ...]:
@@ -150,7 +155,7 @@ class ConvTokenizer(nn.Module):
             nn.Conv2d(in_chans, embed_dim // 2, 3, stride=2, padding=1),
             nn.Conv2d(embed_dim // 2, embed_dim, 3, stride=2, padding=1),
         )
-        for conv in self.proj:  # see ConvDownsampler (measured 1.01 -> 0.85 ms at 224 on CPU)
+        for conv in self.proj:  # channels-last weights, see ConvDownsampler
             channels_last_weight(conv)
         self.norm = nn.LayerNorm(embed_dim)
 
@@ -165,8 +170,7 @@ class ConvDownsampler(nn.Module):
         super().__init__()
         self.reduction = nn.Conv2d(dim, 2 * dim, 3, stride=2, padding=1, bias=False)
         # The input is a (B, H, W, C) map seen as NCHW, i.e. channels-last: a channels-last weight
-        # spares oneDNN a weight reorder on every CPU call (1.4 ms of NAT-T's 224 forward, last
-        # level).
+        # spares oneDNN a weight reorder on every CPU call.
         channels_last_weight(self.reduction)
         self.norm = nn.LayerNorm(2 * dim)
 
@@ -179,9 +183,10 @@ class NATMlp(Mlp):
     so their module calls are skipped."""
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self.act(self.fc1(x))
         if self.training:
-            return super().forward(x)
-        return self.fc2(self.act(self.fc1(x)))
+            return self.drop2(self.fc2(self.norm(self.drop1(x))))
+        return self.fc2(x)
 
 
 class NATBlock(nn.Module):
@@ -262,7 +267,7 @@ class NATLevel(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         for block in self.blocks:
-            if self.grad_checkpointing and torch.is_grad_enabled():
+            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
@@ -288,7 +293,8 @@ class NATTrunk(nn.Module):
         kernel_size: neighborhood size, one odd int or one per level.
         dilations: None (NAT), a DILATION_SCHEDULES name, or per-level lists of per-block ints.
         drop_path_rate: stochastic depth, linear in the block index from 0 to this value.
-        pad_small_inputs: legacy NATTEN padding of maps smaller than kernel * dilation (nat.md §1).
+        pad_small_inputs: legacy NATTEN padding of maps smaller than kernel * dilation
+            (docs/design/neighborhood_attention.md, legacy padding).
         **kwargs: passed on to the next class in the MRO (``init_cfg`` for BaseModule).
     """
 
@@ -365,15 +371,17 @@ class NATClassifier(NATTrunk):
     """ImageNet classifier: trunk -> LayerNorm ``norm`` -> global mean -> Linear ``head``.
 
     State dict keys equal the official classifier files. timm API: ``forward_features``
-    (B, H/32, W/32, C), ``forward_head``, ``reset_classifier``, ``no_weight_decay``.
+    (B, H/32, W/32, C) (``output_fmt = 'NHWC'``), ``forward_head``, ``reset_classifier``,
+    ``forward_intermediates``, ``prune_intermediate_layers``, ``no_weight_decay``.
+    ``global_pool``: 'avg' or '' (no pooling).
     """
+
+    output_fmt = "NHWC"
 
     def __init__(self, num_classes: int = 1000, global_pool: str = "avg", **trunk_kwargs) -> None:
         super().__init__(**trunk_kwargs)
-        if global_pool != "avg":
-            raise ValueError(f"NAT supports global_pool='avg' only, got {global_pool!r}")
         self.num_classes = num_classes
-        self.global_pool = global_pool
+        self.global_pool = _check_global_pool(global_pool)
         self.num_features = self.head_hidden_size = self.level_channels[-1]
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
@@ -402,26 +410,78 @@ class NATClassifier(NATTrunk):
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        if global_pool not in (None, "avg"):
-            raise ValueError(f"NAT supports global_pool='avg' only, got {global_pool!r}")
+        if global_pool is not None:
+            self.global_pool = _check_global_pool(global_pool)
         self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's feature API: level outputs (before downsampling) of ``indices`` (default all).
+
+        ``norm``: the last level's intermediate goes through ``norm``; ``stop_early``: levels
+        after the last requested one are not run; ``output_fmt``: 'NCHW' or 'NHWC' for the
+        intermediates. Returns the intermediates, or ``(forward_features output, intermediates)``
+        unless ``intermediates_only``.
+        """
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt {output_fmt!r} must be 'NCHW' or 'NHWC'")
+        num_levels = len(self.levels)
+        take, last = feature_take_indices(num_levels, indices)
+        count = last + 1 if stop_early or intermediates_only else num_levels
+        intermediates = []
+        feature = x
+        for i, feature in enumerate(self.forward_levels(x, count)):
+            if i in take:
+                out = self.norm(feature) if norm and i == num_levels - 1 else feature
+                intermediates.append(out.permute(0, 3, 1, 2) if output_fmt == "NCHW" else out)
+        if intermediates_only:
+            return intermediates
+        return self.norm(feature), intermediates
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """timm's feature API: drop the levels after the last of ``indices`` (and norm / head)."""
+        take, last = feature_take_indices(len(self.levels), indices)
+        self.levels = self.levels[: last + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
+
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) -> normalised last-level map (B, H/32, W/32, C)."""
-        *_, last = self.forward_levels(x)
-        return self.norm(last)
+        x = self.pos_drop(self.patch_embed(x))
+        for level in self.levels:
+            x = level(x)[1]  # the last level has no downsampler: its output
+        return self.norm(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = x.mean(dim=(1, 2))
+        if self.global_pool == "avg":
+            x = x.mean(dim=(1, 2))
         return x if pre_logits else self.head(x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
 
+def _check_global_pool(global_pool: str) -> str:
+    if global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"NAT global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}")
+    return global_pool
+
+
 @MODELS.register_module()
-class NAT(NATTrunk, BaseModule):
+class NAT(NATTrunk, DenseBackbone):
     """NAT dense backbone: (B, 3, H, W) -> tuple of (B, C_i, ceil(H/s_i), ceil(W/s_i)), s_i = 4*2^i.
 
     Each requested level output gets its own LayerNorm ``norm{i}`` (before the downsampler).
@@ -432,16 +492,16 @@ class NAT(NATTrunk, BaseModule):
         kernel_size, dilations, drop_path_rate, drop_rate, attn_drop_rate, qkv_bias, qk_scale,
             pad_small_inputs: see :class:`NATTrunk`.
         in_channels: input image channels.
-        out_indices: levels whose outputs are returned, in increasing order.
-        frozen_stages: -1 none; 0 the tokenizer; n >= 1 the tokenizer, levels < n and their
-            output norms (mmdet Swin convention). Frozen parts have no gradients and stay in eval
-            mode through ``train()``.
+        out_indices, frozen_stages, init_cfg: see :class:`~.base.DenseBackbone`
+            (``frozen_stages``: 0 the tokenizer, n the tokenizer, levels < n and their norms).
+            ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` loads official classifier,
+            mmdet/mmseg, HuggingFace, timm and mmpretrain files (see :meth:`convert_checkpoint`).
         with_cp: activation checkpointing of every block while training.
-        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads official classifier,
-            mmdet/mmseg or HuggingFace NAT/DiNAT files (see :func:`convert_state_dict`).
     """
 
     arch_settings = NAT_ARCHS
+    stem_name = "patch_embed"
+    stages_name = "levels"
 
     def __init__(
         self,
@@ -473,121 +533,29 @@ class NAT(NATTrunk, BaseModule):
             pad_small_inputs=pad_small_inputs,
             init_cfg=init_cfg,
         )
-        num_levels = len(self.levels)
-        out_indices = tuple(out_indices)
-        if (
-            not out_indices
-            or list(out_indices) != sorted(set(out_indices))
-            or not all(0 <= i < num_levels for i in out_indices)
-        ):
-            raise ValueError(
-                f"out_indices {out_indices} must be increasing, unique, in [0, {num_levels - 1}]"
-            )
-        if not -1 <= frozen_stages <= num_levels:
-            raise ValueError(f"frozen_stages {frozen_stages} must be in [-1, {num_levels}]")
-        self.out_indices = out_indices
-        self.out_channels = [self.level_channels[i] for i in out_indices]
-        self.frozen_stages = frozen_stages
-        for i in out_indices:
-            self.add_module(f"norm{i}", nn.LayerNorm(self.level_channels[i]))
-        self.feature_info = [
-            dict(num_chs=self.level_channels[i], reduction=4 * 2**i, module=f"levels.{i}")
-            for i in range(num_levels)
-        ]
         self.apply(_init_nat_weights)
         self.set_grad_checkpointing(with_cp)
-        self._freeze_stages()
-
-    def _frozen_modules(self) -> list[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        frozen = [self.patch_embed, *self.levels[: self.frozen_stages]]
-        return frozen + [
-            getattr(self, f"norm{i}") for i in self.out_indices if i < self.frozen_stages
-        ]
-
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> NAT:
-        """Set the training mode; frozen stages stay in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        return self
-
-    def init_weights(self) -> None:
-        """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` through the NAT converter.
-
-        Other init_cfg types go to mmengine; without init_cfg the official init from
-        construction is kept.
-        """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
-            path = cfg["checkpoint"]
-            checkpoint = CheckpointLoader.load_checkpoint(
-                path, map_location=cfg.get("map_location", "cpu")
-            )
-            state = convert_state_dict(checkpoint, self, source=str(path))
-            load_state_dict_reported(
-                self, state, source=str(path), expected_missing=DENSE_NORM_PREFIXES
-            )
-            self._is_init = True
-        elif cfg is not None:
-            super().init_weights()
-
-    def forward_intermediates(
-        self,
-        x: Tensor,
-        indices: int | Sequence[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = True,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = True,
-    ) -> list[Tensor]:
-        """timm feature-getter API: the normalised NCHW outputs of levels ``indices``.
-
-        ``indices`` must be a subset of ``out_indices`` (default: all of them); ``norm`` and
-        ``stop_early`` are accepted for timm's wrapper (outputs are always normalised; levels after
-        the last requested one are never run).
-        """
-        if output_fmt != "NCHW" or not intermediates_only:
-            raise ValueError("NAT dense backbone gives NCHW intermediates only")
-        indices = self.out_indices if indices is None else indices
-        indices = (
-            tuple(range(len(self.levels))[-indices:])
-            if isinstance(indices, int)
-            else tuple(indices)
+        reductions = [4 * 2**i for i in range(len(self.levels))]
+        self.setup_outputs(
+            self.level_channels, reductions, out_indices, frozen_stages, nn.LayerNorm
         )
-        if not set(indices) <= set(self.out_indices):
-            raise ValueError(f"indices {indices} not in out_indices {self.out_indices}")
-        outs = []
-        for i, level_out in enumerate(self.forward_levels(x, max(indices) + 1)):
-            if i in indices:
-                outs.append(getattr(self, f"norm{i}")(level_out).permute(0, 3, 1, 2).contiguous())
-        return outs
 
-    def prune_intermediate_layers(
-        self, indices: int | Sequence[int] = 4, prune_norm: bool = False, prune_head: bool = True
-    ) -> list[int]:
-        """timm feature-getter API: drop levels after the last of ``indices`` and unused norms."""
-        indices = (
-            list(range(len(self.levels))[-indices:]) if isinstance(indices, int) else list(indices)
+    def forward_stages(self, x: Tensor, count: int) -> Iterator[Tensor]:
+        return self.forward_levels(x, count)
+
+    def output_map(self, index: int, feature: Tensor) -> Tensor:
+        return getattr(self, f"norm{index}")(feature).permute(0, 3, 1, 2).contiguous()
+
+    def convert_checkpoint(self, checkpoint: Mapping, source: str) -> ConvertedCheckpoint:
+        """Official, mmdet/mmseg, HuggingFace, timm or mmpretrain NAT/DiNAT files, see
+        :func:`convert_state_dict`; output norms the file lacks start at their initialisation."""
+        state = convert_state_dict(checkpoint, self, source)
+        fresh = tuple(
+            f"norm{i}."
+            for i in self.out_indices
+            if not any(k.startswith(f"norm{i}.") for k in state)
         )
-        if not set(indices) <= set(self.out_indices):
-            raise ValueError(f"indices {indices} not in out_indices {self.out_indices}")
-        for i in self.out_indices:
-            if i not in indices:
-                delattr(self, f"norm{i}")
-        self.levels = self.levels[: max(indices) + 1]
-        self.out_indices = tuple(indices)
-        self.out_channels = [self.level_channels[i] for i in indices]
-        return indices
-
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.forward_intermediates(x, self.out_indices))
+        return ConvertedCheckpoint(state, fresh)
 
 
 @MODELS.register_module()
@@ -648,7 +616,8 @@ def _convert_hf_key(key: str) -> str | None:
 def convert_hf_state_dict(
     state_dict: Mapping[str, Tensor], source: str = "checkpoint"
 ) -> dict[str, Tensor]:
-    """HuggingFace (transformers Nat*/Dinat*) keys -> official NAT keys (nat.md §4).
+    """HuggingFace (transformers Nat*/Dinat*) keys -> official NAT keys (docs/design/nat.md,
+    checkpoint formats).
 
     Separate query/key/value Linear layers are stacked into ``attn.qkv`` (rows q, k, v) and
     ``layer_scale_parameters`` (2, C) is split into ``gamma1``/``gamma2``. Unknown keys raise
@@ -686,18 +655,21 @@ def convert_state_dict(
 ) -> dict[str, Tensor]:
     """Any NAT/DiNAT checkpoint -> the key layout of ``model`` (classifier or dense backbone).
 
-    Accepts official classifier files (bare state dict), mmdet/mmseg files (``state_dict`` with
-    ``backbone.`` prefix; necks/heads dropped) and HuggingFace layouts. Parts the target does
-    not have (classifier ``norm``/``head`` for a backbone, ``norm{i}`` for a classifier) are
-    dropped; ``attn.rpb`` tables of another kernel size are resized bicubically with a warning.
+    Accepts official classifier files and timm state dicts (bare), mmdet/mmseg/mmpretrain files
+    (``state_dict`` with ``backbone.`` prefix; necks/heads dropped) and HuggingFace layouts.
+    For a dense backbone the classifier's ``norm`` becomes the last output norm and ``head`` is
+    dropped (:func:`~.base.classifier_keys_to_dense`); for a classifier the dense ``norm{i}`` are
+    dropped. ``attn.rpb`` tables of another kernel size are resized bicubically with a warning.
     Missing keys are left for the caller to report.
     """
     state = select_prefix(unwrap_state_dict(checkpoint, source), "backbone.")
     if any(k.startswith(_HF_PREFIXES) for k in state):
         state = convert_hf_state_dict(state, source)
     own = model.state_dict()
-    drop = _DENSE_ONLY if "norm.weight" in own else _CLASSIFIER_ONLY
-    state = {k: v for k, v in state.items() if k in own or not drop.match(k)}
+    if isinstance(model, NATClassifier):
+        state = {k: v for k, v in state.items() if k in own or not _DENSE_ONLY.match(k)}
+    else:
+        state = classifier_keys_to_dense(state, own, len(model.level_channels))
     for key, value in state.items():
         if (
             key.endswith(".attn.rpb")
@@ -722,7 +694,8 @@ def convert_state_dict(
 
 def checkpoint_filter_fn(state_dict: Mapping, model: NATTrunk) -> dict[str, Tensor]:
     """timm ``pretrained_filter_fn``: :func:`convert_state_dict`, then dense ``norm{i}`` that
-    the file lacks are taken from ``model`` (they start at their initialisation, nat.md §4)."""
+    the file lacks are taken from ``model`` (they start at their initialisation, see
+    docs/design/nat.md, checkpoint formats)."""
     state = convert_state_dict(state_dict, model)
     for key, value in model.state_dict().items():
         if key.startswith(DENSE_NORM_PREFIXES) and key not in state:

@@ -1,14 +1,14 @@
 """PLG-ViT and LW-PLG-ViT: MMEngine backbones and timm classifiers sharing one implementation.
 
 PLG-ViT (Ebert et al., Sensors 2023) and LW-PLG-ViT (Ebert et al., ITSC 2023). No official code
-is public; the layout follows shared/design/plgvit.md. Every design choice is an argument of
+is public; the layout follows docs/design/plgvit.md. Every design choice is an argument of
 :class:`PLGViTArch`, so official values can be dropped in.
 
 Layout: stem (conv3x3 s2 + reduce unit, stride 4) -> 4 stages; stages 2-4 start with a stride-2
 downsampler; each stage is a stack of PLG blocks (pre-norm PLG-SA + conv FFN); stage 4 may end
 with a 3x3 channel-expansion conv. Stages run channels-last internally and return NCHW.
 
-Readings of the spec (our choices):
+Readings of the papers (our choices):
 - PLG-ViT patch sampling *sums* the adaptive max- and average-pooled G x G grids.
 - Each attention branch has its own qkv and its own output Linear before the concat + Linear
   projection (``branch_proj=True``); without the branch projections the T/S/B classifiers are
@@ -17,22 +17,19 @@ Readings of the spec (our choices):
   padding); the expansion conv is conv3x3 (bias) -> GELU.
 
 LW-PLG-ViT-A/-R (``LW_ARCHS``) are THIS PROJECT'S CALIBRATION, not the paper's Table I (which is
-not public here); the tables, parameter counts, MACs and latencies are in docs/plgvit.md.
+not public here); the readings and the calibration are in docs/design/plgvit.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.utils.checkpoint
-from mmengine.logging import print_log
-from mmengine.model import BaseModule
 from mmengine.registry import MODELS
-from mmengine.runner import CheckpointLoader
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     ClassifierHead,
@@ -42,10 +39,14 @@ from timm.layers import (
     trunc_normal_,
 )
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
 from timm.models.gcvit import Downsample2d
 from torch import nn
 
-from ..layers import CCFFFN, GLOBAL_POOLS, CCFFFNPlus, LWDownsample, PLGSelfAttention
+from plgvit_mm.utils.checkpoint_convert import select_prefix, unwrap_state_dict
+
+from ..layers import CCFFFN, PATCH_SAMPLINGS, CCFFFNPlus, LWDownsample, PLGSelfAttention
+from .base import ConvertedCheckpoint, DenseBackbone, classifier_keys_to_dense
 
 DOWNSAMPLERS = ("fused_mbconv", "lw")
 FFNS = ("ccf", "ccf_plus")
@@ -61,6 +62,7 @@ PER_STAGE_KEYS = (
     "mlp_ratios",
 )
 GLOBAL_KEYS = ("global_heads", "global_window", "global_ratio")
+OUTPUT_NORM = re.compile(r"^norm\d+\.")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class PLGViTArch:
     ``mlp_ratios`` (FFN hidden expansion). Scalars: ``expansion_channels`` (width of the
     last-stage 3x3 expansion conv, None or 0 = no expansion), ``stem_channels`` (width of the
     stride-2 stem conv), and the ablation switches of the LW changes: ``downsampler`` ('fused_mbconv' |
-    'lw'), ``ffn`` ('ccf' | 'ccf_plus'), ``global_pool`` ('max_avg' | 'max'), ``decoupled``
+    'lw'), ``ffn`` ('ccf' | 'ccf_plus'), ``patch_sampling`` ('max_avg' | 'max': the global
+    branch's pooling of the map to G x G tokens), ``decoupled``
     (False: global heads/window copy the local ones and r = 0.5), ``branch_proj``.
     """
 
@@ -89,7 +92,7 @@ class PLGViTArch:
     stem_channels: int
     downsampler: str
     ffn: str
-    global_pool: str
+    patch_sampling: str
     decoupled: bool
     branch_proj: bool = True
 
@@ -102,7 +105,7 @@ class PLGViTArch:
         for key, allowed in (
             ("downsampler", DOWNSAMPLERS),
             ("ffn", FFNS),
-            ("global_pool", GLOBAL_POOLS),
+            ("patch_sampling", PATCH_SAMPLINGS),
         ):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}={getattr(self, key)!r} is not one of {allowed}")
@@ -137,13 +140,13 @@ PLG_ARCHS: dict[str, dict] = {
 PLG_DEFAULTS = dict(
     downsampler="fused_mbconv",
     ffn="ccf",
-    global_pool="max_avg",
+    patch_sampling="max_avg",
     decoupled=False,
     mlp_ratios=(4.0,) * 4,
     expansion_channels=None,
 )
 
-# LW-PLG-ViT-A/-R: THIS PROJECT'S CALIBRATION (paper Table I not public), see docs/plgvit.md.
+# LW-PLG-ViT-A/-R: THIS PROJECT'S CALIBRATION (paper Table I not public), see docs/design/plgvit.md.
 LW_ARCHS: dict[str, dict] = {
     "a": dict(
         stem_channels=24,
@@ -170,7 +173,7 @@ LW_ARCHS: dict[str, dict] = {
         expansion_channels=384,
     ),
 }
-LW_DEFAULTS = dict(downsampler="lw", ffn="ccf_plus", global_pool="max", decoupled=True)
+LW_DEFAULTS = dict(downsampler="lw", ffn="ccf_plus", patch_sampling="max", decoupled=True)
 
 
 def resolve_arch(
@@ -267,7 +270,7 @@ class PLGBlock(nn.Module):
             local_window,
             global_window,
             global_ratio,
-            global_pool=arch.global_pool,
+            patch_sampling=arch.patch_sampling,
             branch_proj=arch.branch_proj,
         )
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -327,7 +330,7 @@ class PLGStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x).permute(0, 2, 3, 1)
         for block in self.blocks:
-            if self.grad_checkpointing and x.requires_grad:
+            if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
@@ -356,9 +359,13 @@ def init_plgvit_weights(module: nn.Module) -> None:
 class PLGViTClassifier(nn.Module):
     """timm ImageNet model: stem -> stages -> norm -> global average pool -> Linear.
 
-    ``forward_features`` returns the last stage NCHW map; ``features_only=True`` (through
-    :func:`timm.create_model`) returns the four stage maps at strides 4/8/16/32.
+    ``forward_features`` returns the last stage NCHW map (``output_fmt = 'NCHW'``); timm's
+    feature API: ``forward_intermediates`` / ``prune_intermediate_layers``; ``global_pool``: the
+    classifier pooling of timm's ``ClassifierHead`` ('avg', 'max', ..., '' for none).
+    ``features_only=True`` (through :func:`timm.create_model`) builds the dense backbone.
     """
+
+    output_fmt = "NCHW"
 
     def __init__(
         self,
@@ -395,6 +402,49 @@ class PLGViTClassifier(nn.Module):
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
 
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's feature API: stage outputs of ``indices`` (default all four).
+
+        ``norm``: the last stage's intermediate goes through ``norm``; ``stop_early``: stages
+        after the last requested one are not run; ``output_fmt``: 'NCHW' or 'NHWC'. Returns the
+        intermediates, or ``(forward_features output, intermediates)`` unless
+        ``intermediates_only``.
+        """
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt {output_fmt!r} must be 'NCHW' or 'NHWC'")
+        take, last = feature_take_indices(len(self.stages), indices)
+        stages = self.stages[: last + 1] if stop_early or intermediates_only else self.stages
+        x = self.stem(x)
+        intermediates = []
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take:
+                out = self.norm(x) if norm and i == len(self.stages) - 1 else x
+                intermediates.append(out.permute(0, 2, 3, 1) if output_fmt == "NHWC" else out)
+        if intermediates_only:
+            return intermediates
+        return self.norm(x), intermediates
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """timm's feature API: drop the stages after the last of ``indices`` (and norm / head)."""
+        take, last = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[: last + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.stages(self.stem(x)))
 
@@ -405,42 +455,22 @@ class PLGViTClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _unwrap_state_dict(checkpoint: dict) -> dict:
-    for key in ("state_dict_ema", "state_dict", "model"):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
-def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
-    """Classifier checkpoint -> our keys: unwrap, strip ``module.``/``backbone.`` prefixes."""
-    state_dict = _unwrap_state_dict(state_dict)
-    return {re.sub(r"^(module\.|backbone\.)+", "", k): v for k, v in state_dict.items()}
-
-
-def classifier_to_backbone_state_dict(checkpoint: dict) -> dict:
-    """Drop the classifier head and final norm (``head.*``, ``norm.*``) of a timm checkpoint."""
-    state_dict = checkpoint_filter_fn(checkpoint)
-    return {k: v for k, v in state_dict.items() if not k.startswith(("head.", "norm."))}
-
-
 @MODELS.register_module()
-class PLGViT(BaseModule):
+class PLGViT(DenseBackbone):
     """PLG-ViT backbone for dense prediction (arch 'tiny' | 'small' | 'base').
 
     Args:
         arch: preset name, or None to give every per-stage list explicitly.
         embed_dims, depths, local_heads, global_heads, local_window, global_window,
         global_ratio, mlp_ratios: per-stage lists overriding the preset (see :class:`PLGViTArch`).
-        expansion_channels, stem_channels, downsampler, ffn, global_pool, decoupled, branch_proj:
-            overrides of the preset / ablation switches.
-        out_indices: stages whose outputs are returned (0..3).
-        frozen_stages: -1 none; 0 the stem; n >= 1 the stem and stages < n (with their output
-            norms). Frozen parts stay in eval mode and without gradients through ``train()``.
+        expansion_channels, stem_channels, downsampler, ffn, patch_sampling, decoupled,
+            branch_proj: overrides of the preset / ablation switches.
+        out_indices, frozen_stages, init_cfg: see :class:`~.base.DenseBackbone`
+            (``frozen_stages``: 0 the stem, n the stem, stages < n and their norms).
+            ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` loads timm classifier,
+            mmpretrain, mmdet/mmseg or dense files of the same arch (:meth:`convert_checkpoint`).
         drop_path_rate: stochastic depth, linear over all blocks.
         with_cp: gradient checkpointing of every PLG block.
-        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads a timm-classifier checkpoint
-            of the same arch (head and classifier norm dropped, missing/unexpected keys logged).
 
     Forward: ``(B, 3, H, W)`` with H, W >= 32 -> tuple of NCHW maps ``(B, out_channels[i],
     ceil(H / s_i), ceil(W / s_i))``, ``s_i = 4, 8, 16, 32``, each through its own LayerNorm.
@@ -465,7 +495,7 @@ class PLGViT(BaseModule):
         stem_channels=None,
         downsampler=None,
         ffn=None,
-        global_pool=None,
+        patch_sampling=None,
         decoupled=None,
         branch_proj=None,
         in_channels: int = 3,
@@ -492,78 +522,57 @@ class PLGViT(BaseModule):
             stem_channels=stem_channels,
             downsampler=downsampler,
             ffn=ffn,
-            global_pool=global_pool,
+            patch_sampling=patch_sampling,
             decoupled=decoupled,
             branch_proj=branch_proj,
         )
-        if not out_indices or not set(out_indices) <= {0, 1, 2, 3}:
-            raise ValueError(f"out_indices must be a non-empty subset of 0..3, got {out_indices}")
-        if not -1 <= frozen_stages <= 4:
-            raise ValueError(f"frozen_stages must be in -1..4, got {frozen_stages}")
-        self.out_indices = tuple(out_indices)
-        self.frozen_stages = frozen_stages
         self.stem, self.stages = build_stem_and_stages(self.arch, in_channels, drop_path_rate)
         for stage in self.stages:
             stage.grad_checkpointing = with_cp
-        for i in self.out_indices:
-            self.add_module(f"norm{i}", LayerNorm2d(self.arch.out_channels[i]))
-        self.out_channels = [self.arch.out_channels[i] for i in self.out_indices]
         self.apply(init_plgvit_weights)
-        self._freeze_stages()
-
-    def _freeze_stages(self) -> None:
-        frozen = [self.stem] if self.frozen_stages >= 0 else []
-        for i in range(max(self.frozen_stages, 0)):
-            frozen.append(self.stages[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f"norm{i}"))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> PLGViT:
-        super().train(mode)
-        self._freeze_stages()
-        return self
-
-    def init_weights(self) -> None:
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get("type") == "Pretrained"):
-            super().init_weights()
-            return
-        path = self.init_cfg.get("checkpoint")
-        if not path:
-            raise ValueError(
-                f'{type(self).__name__}: init_cfg Pretrained needs a "checkpoint" '
-                f"path, got {self.init_cfg}"
-            )
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location="cpu", logger="current")
-        state_dict = classifier_to_backbone_state_dict(checkpoint)
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        loaded = len(state_dict) - len(unexpected)
-        if loaded == 0:
-            raise ValueError(
-                f"{path}: no key matches {type(self).__name__} (arch {self.arch}); "
-                f"first checkpoint keys: {list(state_dict)[:5]}"
-            )
-        print_log(
-            f"{type(self).__name__}: loaded {loaded} tensors from {path}; missing keys "
-            f"(kept initialised): {missing}; unexpected keys (ignored): {unexpected}",
-            logger="current",
+        self.setup_outputs(
+            self.arch.out_channels, STAGE_STRIDES, out_indices, frozen_stages, LayerNorm2d
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward_stages(self, x: torch.Tensor, count: int) -> Iterator[torch.Tensor]:
         if min(x.shape[-2:]) < 32:
             raise ValueError(f"{type(self).__name__} needs H, W >= 32, got {tuple(x.shape)}")
         x = self.stem(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
+        for stage in self.stages[:count]:
             x = stage(x)
-            if i in self.out_indices:
-                # contiguous NCHW: timm's LayerNorm2d returns a channels-last view, and mmcv's
-                # CPU RoIAlign reads raw NCHW memory (FPN convs keep the strides)
-                outs.append(getattr(self, f"norm{i}")(x).contiguous())
-        return tuple(outs)
+            yield x
+
+    def output_map(self, index: int, feature: torch.Tensor) -> torch.Tensor:
+        # contiguous NCHW: timm's LayerNorm2d returns a channels-last view, and mmcv's CPU
+        # RoIAlign reads raw NCHW memory (FPN convs keep the strides)
+        return getattr(self, f"norm{index}")(feature).contiguous()
+
+    def convert_checkpoint(self, checkpoint: Mapping, source: str) -> ConvertedCheckpoint:
+        """timm classifier state dicts, mmpretrain/mmdet/mmseg files (``backbone.`` prefix) and
+        dense state dicts; see :func:`~.base.classifier_keys_to_dense`. Output norms the file
+        lacks start at their initialisation."""
+        state = select_prefix(unwrap_state_dict(checkpoint, source), "backbone.")
+        state = classifier_keys_to_dense(state, self.state_dict(), len(self.stage_channels))
+        fresh = tuple(
+            f"norm{i}."
+            for i in self.out_indices
+            if not any(k.startswith(f"norm{i}.") for k in state)
+        )
+        return ConvertedCheckpoint(state, fresh)
+
+
+def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module) -> dict[str, torch.Tensor]:
+    """timm ``pretrained_filter_fn``: a checkpoint in ``model``'s layout (classifier or dense).
+
+    For the dense backbone (``features_only``) this is :meth:`PLGViT.convert_checkpoint`, with
+    the output norms the file lacks taken from ``model``.
+    """
+    if isinstance(model, PLGViT):
+        state = model.convert_checkpoint(state_dict, "pretrained")
+        own = model.state_dict()
+        return {**{k: own[k] for k in own if k.startswith(state.fresh)}, **state.state_dict}
+    state = select_prefix(unwrap_state_dict(state_dict, "pretrained"), "backbone.")
+    return {k: v for k, v in state.items() if not OUTPUT_NORM.match(k)}
 
 
 @MODELS.register_module()
@@ -595,17 +604,30 @@ class LWPLGViT(PLGViT):
 
 
 def _create_plgvit(
-    variant: str, presets: dict, defaults: dict, arch: str, pretrained: bool, **kwargs
-) -> PLGViTClassifier:
+    variant: str, dense_cls: type[PLGViT], arch: str, pretrained: bool, **kwargs
+) -> nn.Module:
+    """Build a timm PLG-ViT / LW-PLG-ViT; ``features_only=True`` builds the dense backbone."""
     arch_keys = {f.name for f in dataclasses.fields(PLGViTArch)}
     overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in arch_keys}
+    if kwargs.get("features_only", False):
+        kwargs["in_channels"] = kwargs.pop("in_chans", 3)
+        return build_model_with_cfg(
+            dense_cls,
+            variant,
+            pretrained,
+            pretrained_filter_fn=checkpoint_filter_fn,
+            feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
+            kwargs_filter=("num_classes", "global_pool", "in_chans", "drop_rate"),
+            arch=arch,
+            **overrides,
+            **kwargs,
+        )
     return build_model_with_cfg(
         PLGViTClassifier,
         variant,
         pretrained,
-        arch=resolve_arch(presets, defaults, arch, **overrides),
+        arch=resolve_arch(dense_cls.presets, dense_cls.preset_defaults, arch, **overrides),
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True),
         **kwargs,
     )
 
@@ -638,25 +660,25 @@ default_cfgs = generate_default_cfgs(
 
 
 @register_model
-def plgvit_tiny(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit("plgvit_tiny", PLG_ARCHS, PLG_DEFAULTS, "tiny", pretrained, **kwargs)
+def plgvit_tiny(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _create_plgvit("plgvit_tiny", PLGViT, "tiny", pretrained, **kwargs)
 
 
 @register_model
-def plgvit_small(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit("plgvit_small", PLG_ARCHS, PLG_DEFAULTS, "small", pretrained, **kwargs)
+def plgvit_small(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _create_plgvit("plgvit_small", PLGViT, "small", pretrained, **kwargs)
 
 
 @register_model
-def plgvit_base(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit("plgvit_base", PLG_ARCHS, PLG_DEFAULTS, "base", pretrained, **kwargs)
+def plgvit_base(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _create_plgvit("plgvit_base", PLGViT, "base", pretrained, **kwargs)
 
 
 @register_model
-def lw_plgvit_a(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit("lw_plgvit_a", LW_ARCHS, LW_DEFAULTS, "a", pretrained, **kwargs)
+def lw_plgvit_a(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _create_plgvit("lw_plgvit_a", LWPLGViT, "a", pretrained, **kwargs)
 
 
 @register_model
-def lw_plgvit_r(pretrained: bool = False, **kwargs) -> PLGViTClassifier:
-    return _create_plgvit("lw_plgvit_r", LW_ARCHS, LW_DEFAULTS, "r", pretrained, **kwargs)
+def lw_plgvit_r(pretrained: bool = False, **kwargs) -> nn.Module:
+    return _create_plgvit("lw_plgvit_r", LWPLGViT, "r", pretrained, **kwargs)

@@ -1,7 +1,7 @@
 """Shared PLG-ViT building blocks (attention branches, conv FFNs, downsamplers)."""
 
 from .ccf_ffn import CCFFFN, CCFFFNPlus
-from .global_pooled_attention import GLOBAL_POOLS, GlobalPooledAttention
+from .global_pooled_attention import PATCH_SAMPLINGS, GlobalPooledAttention
 from .local_window_attention import LocalWindowAttention
 from .lw_downsample import LWDownsample
 from .plg_self_attention import PLGSelfAttention
@@ -9,9 +9,9 @@ from .plg_self_attention import PLGSelfAttention
 __all__ = [
     "CCFFFN",
     "CCFFFNPlus",
-    "GLOBAL_POOLS",
     "GlobalPooledAttention",
     "LocalWindowAttention",
     "LWDownsample",
+    "PATCH_SAMPLINGS",
     "PLGSelfAttention",
 ]

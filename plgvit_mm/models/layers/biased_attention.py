@@ -8,7 +8,11 @@ BMM_MIN_BATCH = 32
 
 
 def biased_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor,
+    bmm_min_batch: int = BMM_MIN_BATCH,
 ) -> torch.Tensor:
     """``softmax(q k^T / sqrt(d) + bias) v``.
 
@@ -16,13 +20,13 @@ def biased_attention(
     ``(N, heads, Lq, Lk)`` (relative position bias, -inf for masked keys), in q's dtype.
     Returns ``(N, heads, Lq, d)``.
 
-    On CPU, with at least :data:`BMM_MIN_BATCH` (token set, head) pairs, it runs as ``baddbmm``
+    On CPU, with at least ``bmm_min_batch`` (token set, head) pairs, it runs as ``baddbmm``
     (bias + scaled q k^T), softmax, ``bmm``: for PLG-ViT's 49-token windows PyTorch's fused CPU
-    kernel (``scaled_dot_product_attention``) is slower there (LW-PLG-ViT-A's stride-4 local
-    branch at 384x1280, 644 windows: 8.1 -> 6.5 ms; 2 threads), and as fast on fewer windows.
+    kernel (``scaled_dot_product_attention``) is slower there (many small windows, e.g.
+    LW-PLG-ViT-A's stride-4 local branch at driving resolutions), and as fast on fewer windows.
     Elsewhere (CUDA: flash / memory-efficient kernels) it is ``F.scaled_dot_product_attention``.
     """
-    if q.device.type != "cpu" or q.shape[0] * q.shape[1] < BMM_MIN_BATCH:
+    if q.device.type != "cpu" or q.shape[0] * q.shape[1] < bmm_min_batch:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     batch, heads, length, dim = q.shape
     keys = k.shape[2]

@@ -2,13 +2,9 @@
 
 import torch
 import torch.nn.functional as F
+from timm.layers import register_notrace_module
 from timm.layers.grn import GlobalResponseNorm
 from torch import nn
-
-
-def _depthwise_conv_nhwc(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """Apply a depthwise conv to a ``(B, H, W, C)`` tensor (channels-last memory, no copy)."""
-    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class CCFFFN(nn.Module):
@@ -29,7 +25,7 @@ class CCFFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.norm1(self.fc1(x)))
-        x = self.act(self.norm2(_depthwise_conv_nhwc(self.conv_dw, x)))
+        x = self.act(self.norm2(self.conv_dw(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)))
         return self.fc2(x)
 
 
@@ -37,22 +33,21 @@ SUM_OF_SQUARES_CHUNK = 2**18
 """Elements per chunk (1 MiB of float32) of :func:`spatial_l2_norm`."""
 
 
-def spatial_l2_norm(x: torch.Tensor) -> torch.Tensor:
+def spatial_l2_norm(x: torch.Tensor, chunk_elements: int = SUM_OF_SQUARES_CHUNK) -> torch.Tensor:
     """L2 norm over the middle axis: ``(B, N, C) -> (B, 1, C)``.
 
-    Sums of squares of row chunks of :data:`SUM_OF_SQUARES_CHUNK` elements, accumulated: each
+    Sums of squares of row chunks of ``chunk_elements`` elements, accumulated: each
     chunk's product stays in cache and the reduction runs along contiguous channels
-    (``torch.linalg.vector_norm`` over a non-innermost axis is 3-4x slower on CPU at every
-    LW-PLG-ViT map size; measured at 196x480 and 122880x144, 2 threads). Small maps are one chunk;
-    off the CPU it is ``torch.linalg.vector_norm``.
+    (``torch.linalg.vector_norm`` over a non-innermost axis is slower on CPU at every
+    LW-PLG-ViT map size). Small maps are one chunk; off the CPU it is
+    ``torch.linalg.vector_norm``.
     """
     if x.device.type != "cpu":  # one reduction kernel (float32 under autocast)
         return torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    rows = max(1, SUM_OF_SQUARES_CHUNK // x.shape[-1])
-    sum_sq = None
-    for chunk in x.split(rows, dim=1):
-        part = torch.linalg.vecdot(chunk, chunk, dim=1)
-        sum_sq = part if sum_sq is None else sum_sq.add_(part)
+    chunks = x.split(max(1, chunk_elements // x.shape[-1]), dim=1)
+    sum_sq = torch.linalg.vecdot(chunks[0], chunks[0], dim=1)
+    for chunk in chunks[1:]:
+        sum_sq.add_(torch.linalg.vecdot(chunk, chunk, dim=1))
     return sum_sq.sqrt_().unsqueeze(1)
 
 
@@ -85,14 +80,14 @@ class OnePassGlobalResponseNorm(GlobalResponseNorm):
 BANDED_MIN_ELEMENTS = 2**22
 """Hidden maps of at least this many elements per image (16 MiB of float32) take
 :meth:`CCFFFNPlus.forward_banded` on CPU when no gradient is recorded (GPUs keep the full-map
-kernels). Measured on the project CPU (2 threads, LW-PLG-ViT-A's stride-4 FFN): 96x320x144
-18.1 -> 16.8 ms, 192x640x144 79 -> 70 ms with the 'retain' allocator (36 -> 17 ms and
-172 -> 86 ms with glibc's defaults); no gain on smaller maps."""
+kernels): at LW-PLG-ViT-A's stride-4 FFN of driving resolutions the bands stay in cache; smaller
+maps gain nothing."""
 
 BAND_ELEMENTS = 2**20
 """Hidden elements per image in one band of :meth:`CCFFFNPlus.forward_banded` (4 MiB float32)."""
 
 
+@register_notrace_module  # one leaf for torch.fx: the banded path depends on the map size
 class CCFFFNPlus(nn.Module):
     """CCF-FFN+: pointwise and depthwise features fused by concatenation, with GRN.
 
@@ -119,15 +114,18 @@ class CCFFFNPlus(nn.Module):
         self.fc2 = nn.Linear(2 * hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[1:3]
-        if (
-            x.device.type == "cpu"
-            and not torch.is_grad_enabled()
-            and height * width * self.hidden >= BANDED_MIN_ELEMENTS
-        ):
-            return self.forward_banded(x)
+        if not torch.jit.is_scripting():  # the banded path is eager-only
+            height, width = x.shape[1:3]
+            if (
+                x.device.type == "cpu"
+                and not torch.is_grad_enabled()
+                and height * width * self.hidden >= BANDED_MIN_ELEMENTS
+            ):
+                return self.forward_banded(x)
         pointwise = self.act(self.fc1(x))
-        depthwise = self.grn(self.act(_depthwise_conv_nhwc(self.conv_dw, pointwise)))
+        depthwise = self.grn(
+            self.act(self.conv_dw(pointwise.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+        )
         w_pointwise, w_depthwise = self.fc2.weight.split(self.hidden, dim=1)
         out = F.linear(pointwise, w_pointwise, self.fc2.bias)
         return out.add_(F.linear(depthwise, w_depthwise))

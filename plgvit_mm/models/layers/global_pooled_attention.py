@@ -7,7 +7,8 @@ from torch import nn
 
 from .biased_attention import biased_attention
 
-GLOBAL_POOLS = ("max_avg", "max")
+PATCH_SAMPLINGS = ("max_avg", "max")
+"""Patch sampling of the global branch: adaptive max + average pooling summed, or max only."""
 
 
 class GlobalPooledAttention(nn.Module):
@@ -31,8 +32,8 @@ class GlobalPooledAttention(nn.Module):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"global branch: dim={dim} is not divisible by num_heads={num_heads}")
-        if pool not in GLOBAL_POOLS:
-            raise ValueError(f"global pool {pool!r} is not one of {GLOBAL_POOLS}")
+        if pool not in PATCH_SAMPLINGS:
+            raise ValueError(f"patch sampling {pool!r} is not one of {PATCH_SAMPLINGS}")
         self.num_heads = num_heads
         self.grid_size = grid_size
         self.pool = pool

@@ -2,12 +2,14 @@
 
 import torch
 import torch.nn.functional as F
+from timm.layers import register_notrace_module
 from torch import nn
 
 from .global_pooled_attention import GlobalPooledAttention, upsample_tokens
 from .local_window_attention import LocalWindowAttention
 
 
+@register_notrace_module  # one leaf for torch.fx: padding and projection order depend on sizes
 class PLGSelfAttention(nn.Module):
     """Split channels into a local and a global part, attend in parallel, concat, project.
 
@@ -23,7 +25,7 @@ class PLGSelfAttention(nn.Module):
         local_window: local window side (tokens). global_window: pooled grid side G.
         global_ratio: fraction r of the channels given to the global branch
             (``round(C * r)`` channels; PLG-ViT uses 0.5).
-        global_pool: ``'max_avg'`` or ``'max'`` (see :class:`GlobalPooledAttention`).
+        patch_sampling: ``'max_avg'`` or ``'max'`` (see :class:`GlobalPooledAttention`).
         branch_proj: each branch gets its own Linear output projection before the concat.
 
     Shapes: ``(B, H, W, C) -> (B, H, W, C)``.
@@ -37,7 +39,7 @@ class PLGSelfAttention(nn.Module):
         local_window: int,
         global_window: int,
         global_ratio: float = 0.5,
-        global_pool: str = "max_avg",
+        patch_sampling: str = "max_avg",
         branch_proj: bool = True,
     ) -> None:
         super().__init__()
@@ -49,7 +51,7 @@ class PLGSelfAttention(nn.Module):
         self.local_dim = dim - self.global_dim
         self.local_attn = LocalWindowAttention(self.local_dim, local_heads, local_window)
         self.global_attn = GlobalPooledAttention(
-            self.global_dim, global_heads, global_window, pool=global_pool
+            self.global_dim, global_heads, global_window, pool=patch_sampling
         )
         self.local_proj = nn.Linear(self.local_dim, self.local_dim) if branch_proj else None
         self.global_proj = nn.Linear(self.global_dim, self.global_dim) if branch_proj else None

@@ -1,4 +1,4 @@
-// Fused 2-D neighborhood attention forward on CPU (spec: shared/design/nat.md §1).
+// Fused 2-D neighborhood attention forward on CPU (docs/design/neighborhood_attention.md).
 //
 // Layout: the queries of one image row sit in consecutive vector lanes ("planar" rows: head_dim
 // lines of the row's W values), so every step is lane-wise and needs no horizontal reductions.
@@ -146,7 +146,7 @@ void transpose(const T* src, int64_t src_stride, int64_t src_step, T* dst, int64
 }
 
 // Window of every position on one axis: key of tap t is first_key[i] + t * dilation, its
-// relative-position-bias index first_bias[i] + t (nat.md §1; same rule as na_windows.py).
+// relative-position-bias index first_bias[i] + t (docs/design/neighborhood_attention.md; same rule as na_windows.py).
 struct AxisWindows {
   std::vector<int64_t> first_key;
   std::vector<int64_t> first_bias;
