@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
-from config_cli import (  # noqa: E402
+from plgvit_mm.cli.config import (  # noqa: E402
     TRUST_ENV_VAR,
     UnknownConfigKeyError,
     allow_untrusted_checkpoints,

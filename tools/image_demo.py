@@ -1,10 +1,12 @@
 """Run a detector or segmentor on one image and save a picture of the prediction.
 
     python tools/image_demo.py IMAGE CONFIG [CHECKPOINT] --out result.png [--score-thr 0.3]
-        [--device cpu] [--cfg-options KEY=VALUE ...]
+        [--device cpu] [--allow-partial-load] [--cfg-options KEY=VALUE ...]
 
 Detection configs draw boxes and masks (mmdet.apis.inference_detector), segmentation configs
-the class map (mmseg.apis.inference_model). Without CHECKPOINT the weights are random.
+the class map (mmseg.apis.inference_model). Without CHECKPOINT the weights are random. A
+checkpoint that leaves weights of the model missing, unexpected or of another shape is an error
+with a summary (``--allow-partial-load`` accepts it).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import sys
 
 import mmcv
-from config_cli import add_config_arguments, allow_untrusted_checkpoints, load_config
-from inference_cli import build_inference_model, draw_prediction, task_of
+
+from plgvit_mm.cli.checkpoint_match import CheckpointMismatchError, check_checkpoint_matches
+from plgvit_mm.cli.config import add_config_arguments, allow_untrusted_checkpoints, load_config
+from plgvit_mm.cli.inference import build_inference_model, draw_prediction, task_of
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="allow a checkpoint that needs a full unpickle (runs code from the "
         "file: only for files you trust)",
     )
+    parser.add_argument(
+        "--allow-partial-load",
+        action="store_true",
+        help="run even if the checkpoint leaves weights missing, unexpected or of another shape",
+    )
     add_config_arguments(parser)
     return parser.parse_args(argv)
 
@@ -49,6 +59,10 @@ def main(argv: list[str] | None = None) -> str:
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f"checkpoint '{args.checkpoint}' does not exist")
     cfg = load_config(args.config, args.cfg_options)
+    if args.checkpoint is not None:
+        check_checkpoint_matches(
+            build_inference_model(cfg, None, "cpu"), args.checkpoint, args.allow_partial_load
+        )
     model = build_inference_model(cfg, args.checkpoint, args.device)
     if task_of(cfg) == "det":
         from mmdet.apis import inference_detector
@@ -66,4 +80,7 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CheckpointMismatchError as err:
+        sys.exit(f"tools/image_demo.py: {err}")

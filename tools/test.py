@@ -1,11 +1,14 @@
 """Evaluate a checkpoint on the config's test set with mmengine's Runner.
 
     python tools/test.py CONFIG CKPT [--work-dir DIR] [--show-dir DIR] [--metrics-out FILE]
-        [--cfg-options KEY=VALUE ...]
+        [--allow-partial-load] [--cfg-options KEY=VALUE ...]
     bash tools/dist_test.sh CONFIG CKPT NUM_GPUS [ARGS]        # torchrun, --launcher pytorch
 
-Prints the metrics (e.g. ``coco/bbox_mAP``, ``coco/segm_mAP``, ``mIoU``) as one JSON line;
-``--show-dir`` saves a picture of the predictions for every test image.
+Prints the metrics (e.g. ``coco/bbox_mAP``, ``coco/segm_mAP``, ``mIoU``,
+``accuracy/top1``/``accuracy/top5``) as one JSON line; ``--show-dir`` saves a picture of the
+predictions for every test image. A checkpoint that leaves weights of the model missing,
+unexpected or of another shape is an error with a summary (``--allow-partial-load`` accepts it).
+Progress (images done, ETA) is logged every ``default_hooks.logger.interval`` batches.
 """
 
 from __future__ import annotations
@@ -14,8 +17,14 @@ import argparse
 import json
 import numbers
 import os.path as osp
+import sys
 
-from config_cli import (
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from plgvit_mm.cli.checkpoint_match import CheckpointMismatchError, check_checkpoint_matches
+from plgvit_mm.cli.config import (
     add_config_arguments,
     allow_untrusted_checkpoints,
     default_work_dir,
@@ -24,9 +33,8 @@ from config_cli import (
     set_launcher,
     set_local_rank_env,
 )
-from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from plgvit_mm.engine import QuietConsoleRunner
+from plgvit_mm.utils.atomic_file import atomic_write_text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,6 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["none", "pytorch", "slurm", "mpi"],
         default="none",
         help="job launcher for distributed testing",
+    )
+    parser.add_argument(
+        "--allow-partial-load",
+        action="store_true",
+        help="evaluate even if the checkpoint leaves weights missing, unexpected or of another "
+        "shape (they stay as initialised)",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the full config on the console too"
     )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_config_arguments(parser)
@@ -97,15 +114,21 @@ def main(argv: list[str] | None = None) -> dict:
         allow_untrusted_checkpoints()
     cfg = build_test_config(args)
     prepare_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+    if "runner_type" in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = (Runner if args.print_config else QuietConsoleRunner).from_cfg(cfg)
+    check_checkpoint_matches(runner.model, args.checkpoint, args.allow_partial_load)
     metrics = runner.test()
     printable = {k: float(v) if isinstance(v, numbers.Real) else str(v) for k, v in metrics.items()}
     print("metrics: " + json.dumps(printable))
     if args.metrics_out:
-        with open(args.metrics_out, "w", encoding="utf-8") as handle:
-            json.dump(printable, handle, indent=1)
+        atomic_write_text(json.dumps(printable, indent=1), args.metrics_out)
     return printable
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CheckpointMismatchError as err:
+        sys.exit(f"tools/test.py: {err}")

@@ -1,20 +1,29 @@
-"""Train a detector or segmentor from a config with mmengine's Runner.
+"""Train a detector, segmentor, mono 3D detector or ImageNet classifier with mmengine's Runner.
 
     python tools/train.py configs/maskrcnn_lwplgvit_a_coco.py [--work-dir DIR] [--amp]
         [--resume [CKPT]] [--cfg-options KEY=VALUE ...] [--seed N --deterministic]
+    python tools/train.py configs/cls_lwplgvit_a_in1k.py     # ImageNet-1k pretraining
     bash tools/dist_train.sh CONFIG NUM_GPUS [ARGS]            # torchrun, --launcher pytorch
 
 Checkpoints and logs go to ``--work-dir`` (default ``work_dirs/CONFIG_NAME``). ``--resume``
-without a path continues from the work dir's ``last_checkpoint``.
+without a path continues from the work dir's ``last_checkpoint``. Before anything is built, the
+dataset files and the backbone's pretrained weights are checked; what is missing is reported in
+one message with the ways on (plgvit_mm.cli.preflight). The full config goes to the work dir
+(log file and dumped copy); ``--print-config`` also prints it on the console.
 """
 
 from __future__ import annotations
 
 import argparse
 import os.path as osp
+import sys
 
 import torch
-from config_cli import (
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from plgvit_mm.cli.config import (
     add_config_arguments,
     allow_untrusted_checkpoints,
     default_work_dir,
@@ -23,9 +32,8 @@ from config_cli import (
     set_launcher,
     set_local_rank_env,
 )
-from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from plgvit_mm.cli.preflight import PreflightError, check_training_inputs
+from plgvit_mm.engine import QuietConsoleRunner
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="none",
         help="job launcher for distributed training",
     )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the full config on the console too"
+    )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_config_arguments(parser)
     return parser.parse_args(argv)
@@ -101,16 +112,27 @@ def build_train_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def build_runner(cfg: Config, print_config: bool = False) -> Runner:
+    """The config's ``runner_type``, else :class:`QuietConsoleRunner` (mmengine's ``Runner`` with
+    ``print_config``)."""
+    if "runner_type" in cfg:
+        return RUNNERS.build(cfg)
+    return (Runner if print_config else QuietConsoleRunner).from_cfg(cfg)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     set_local_rank_env(args.local_rank)
     if args.trust_checkpoint:
         allow_untrusted_checkpoints()
     cfg = build_train_config(args)
+    check_training_inputs(cfg, args.config)
     prepare_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    build_runner(cfg, args.print_config).train()
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PreflightError as err:
+        sys.exit(f"tools/train.py: {err}")

@@ -3,8 +3,11 @@
 # det_runtime.py / seg_runtime.py; checkpoint and logging intervals are in the schedules.
 custom_imports = dict(imports=["plgvit_mm"], allow_failed_imports=False)
 
+# eval_progress: about 10 lines per validation / test run with images done and ETA, however
+# short the run is against the logger's interval
 default_hooks = dict(
     timer=dict(type="IterTimerHook"),
+    eval_progress=dict(type="EvalProgressHook", num_lines=10),
     param_scheduler=dict(type="ParamSchedulerHook"),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )

@@ -14,15 +14,13 @@ import argparse
 import difflib
 import os
 import os.path as osp
-import sys
 from typing import Any
 
 import torch
 from mmengine.config import Config, DictAction
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:  # run from a clone without `pip install -e .`
-    sys.path.insert(0, REPO_ROOT)
+# the clone's root for the editable install (tools/install.sh): configs/, tools/, work_dirs/
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 NEW_KEY_PREFIX = "+"
 TRUST_ENV_VAR = "PLGVIT_MM_TRUST_CHECKPOINT"  # read by plgvit_mm.utils.checkpoint_safety
