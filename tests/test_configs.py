@@ -1,4 +1,5 @@
-"""Every experiment config (configs/*.py and configs/demo/*.py, mono3d_* aside): the recipe it
+"""Every dense experiment config (configs/*.py and configs/demo/*.py; mono3d_* and the ImageNet
+cls_* configs, tested in test_mono3d_model.py / test_pretraining.py, aside): the recipe it
 states (optimizer, schedule, crops, classes, published reference), the model it builds (neck /
 head input channels equal the backbone's ``out_channels``), the parameters it exempts from
 weight decay, and one test-mode forward pass on a 64 x 64 image."""
@@ -26,7 +27,7 @@ CONFIG_DIR = REPO / "configs"
 CONFIGS = sorted(
     p
     for p in CONFIG_DIR.rglob("*.py")
-    if "_base_" not in p.parts and not p.name.startswith("mono3d_")
+    if "_base_" not in p.parts and not p.name.startswith(("mono3d_", "cls_"))
 )
 NAME = re.compile(
     r"^(maskrcnn|cascade_maskrcnn|fasterrcnn|upernet)_"
@@ -43,7 +44,7 @@ BACKBONE = {  # name in the file name -> (type, arch)
     "nat_base": ("NAT", "base"),
     "dinat_tiny": ("DiNAT", "tiny"),
 }
-# Published references (shared/design/nat.md section 5; DiNAT paper): the header must quote them.
+# Published references (docs/design/nat.md, published results; DiNAT paper): the header must quote them.
 PUBLISHED = {
     "maskrcnn_nat_mini_coco": "46.5 / 41.7",
     "maskrcnn_nat_tiny_coco": "47.7 / 42.6",
@@ -123,6 +124,8 @@ def test_config_states_its_recipe(path):
     assert backbone.out_indices == (0, 1, 2, 3)
     if backbone.type == "DiNAT":
         assert backbone.dilations == ("coco" if detection else "ade20k")
+    # DetInferencer / MMSegInferencer replace the step named LoadImageFromFile for in-memory images
+    assert cfg.test_dataloader.dataset.pipeline[0].type == "LoadImageFromFile"
 
     # header: batch assumption with the linear rule, published reference or the lack of one
     if dataset != "synthetic":

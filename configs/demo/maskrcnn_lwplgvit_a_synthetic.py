@@ -3,7 +3,7 @@
 # solid squares, circles and triangles; data/synthetic_coco in COCO format, written by
 # plgvit_mm/datasets/synthetic_shapes.py; 192 rather than the calibration's 256 px for CPU time).
 # The LW-PLG-ViT-A backbone is unchanged (random init); for CPU speed the heads are slimmed as
-# calibrated in shared/design/performance.md: GroupNorm FPN and heads at 128 channels, a mask head
+# calibrated in docs/design/performance_targets.md: GroupNorm FPN and heads at 128 channels, a mask head
 # of 2 convs (4 in the base config), RoIAlign sampling_ratio 2 through torchvision's roi_align,
 # RPN/RoI samplers of 128/32 (RoI positives up to half), 200 proposals. AdamW 8e-4 with a linear
 # warm-up and cosine decay, batch 4 on one process, 1250 iterations (~0.8 s each on 2 cores).
@@ -61,8 +61,9 @@ train_pipeline = [
     dict(type="RandomFlip", prob=0.5),
     dict(type="PackDetInputs"),
 ]
+# named LoadImageFromFile: mmdet's DetInferencer replaces that step for in-memory images
 test_pipeline = [
-    dict(type="CheckedLoadImageFromFile"),
+    dict(type="LoadImageFromFile"),
     dict(type="Resize", scale=image_size, keep_ratio=True),  # sets scale_factor (mask pasting)
     dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
     dict(

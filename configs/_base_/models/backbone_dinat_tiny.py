@@ -1,5 +1,6 @@
 # DiNAT-Tiny dense backbone (plgvit_mm.models.backbones.nat.DiNAT) with the COCO dilation
-# schedule (level 0 [1, 28, 1], ...; nat.md §3); use dilations='ade20k' for 512 px segmentation.
+# schedule (level 0 [1, 28, 1], ...; docs/design/nat.md, DiNAT schedules); use
+# dilations='ade20k' for 512 px segmentation.
 # Use next to a detector/segmentor base (``_delete_`` replaces its ResNet):
 #   model = dict(backbone={{_base_.backbone}},
 #                neck=dict(in_channels={{_base_.backbone_channels}}))

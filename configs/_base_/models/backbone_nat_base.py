@@ -1,6 +1,6 @@
 # NAT-Base dense backbone (plgvit_mm.models.backbones.nat.NAT), strides 4/8/16/32.
 # drop_path_rate: the COCO Cascade Mask R-CNN value (NAT-B has no Mask R-CNN one); ADE20K
-# UperNet uses 0.5 (nat.md §3).
+# UperNet uses 0.5 (docs/design/nat.md, NAT architecture).
 # Use next to a detector/segmentor base (``_delete_`` replaces its ResNet):
 #   model = dict(backbone={{_base_.backbone}},
 #                neck=dict(in_channels={{_base_.backbone_channels}}))

@@ -1,5 +1,6 @@
 # NAT-Small dense backbone (plgvit_mm.models.backbones.nat.NAT), strides 4/8/16/32.
-# drop_path_rate: the COCO Mask R-CNN value; ADE20K UperNet uses 0.5 (nat.md §3).
+# drop_path_rate: the COCO Mask R-CNN value; ADE20K UperNet uses 0.5
+# (docs/design/nat.md, NAT architecture).
 # Use next to a detector/segmentor base (``_delete_`` replaces its ResNet):
 #   model = dict(backbone={{_base_.backbone}},
 #                neck=dict(in_channels={{_base_.backbone_channels}}))

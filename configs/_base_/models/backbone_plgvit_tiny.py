@@ -1,6 +1,8 @@
 # PLG-ViT-Tiny dense backbone (plgvit_mm.models.backbones.plgvit.PLGViT), strides 4/8/16/32.
-# init_cfg expects an ImageNet-1k classification checkpoint of timm's `plgvit_tiny`; set
-# model.backbone.init_cfg=None to start from scratch.
+# init_cfg: ImageNet-1k weights (none are published): train them with
+# configs/cls_plgvit_tiny_in1k.py, or give any classifier checkpoint of this arch (tools/train.py's
+# or a timm `plgvit_tiny` state_dict()) with model.backbone.init_cfg.checkpoint=PATH;
+# init_cfg=None trains from scratch.
 # Use next to a detector/segmentor base (``_delete_`` replaces its ResNet):
 #   model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))
 backbone = dict(
