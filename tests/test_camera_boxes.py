@@ -69,6 +69,18 @@ def test_unproject_inverts_project_with_baseline_terms(matrix):
     np.testing.assert_allclose(back.numpy(), points, atol=1e-9)
 
 
+def test_unproject_batched_cameras():
+    """One camera per batch element: (B, 4, 4) with (B, N, 2) pixels and (B, N) depths."""
+    cams = np.stack(
+        [read_calib_file(FIXTURE / "calib" / f"{f}.txt").cam2img for f in ("000000", "000007")]
+    )
+    cams[1] = np.diag([0.5, 0.5, 1.0, 1.0]) @ cams[1]
+    points = np.random.default_rng(2).uniform([-10, -1, 3], [10, 3, 60], (2, 20, 3))
+    uv = np.stack([project_points(points[b], cams[b])[0] for b in range(2)])
+    back = unproject_points(torch.tensor(uv), torch.tensor(points[..., 2]), torch.tensor(cams))
+    np.testing.assert_allclose(back.numpy(), points, atol=1e-9)
+
+
 @pytest.mark.parametrize("frame", sorted(IMAGE_SHAPES))
 def test_projected_fixture_boxes_hug_their_2d_boxes(frame):
     labels = read_label_file(FIXTURE / "label_2" / f"{frame}.txt")

@@ -57,6 +57,25 @@ def test_neck_fuses_to_stride_4():
         neck(feats[:3])
 
 
+def test_neck_coordinate_channels():
+    neck = MODELS.build(
+        dict(
+            type="Stride4FusionNeck",
+            in_channels=[8, 16, 24, 32],
+            out_channels=16,
+            coord_channels=True,
+        )
+    )
+    assert neck.merges[0].conv.in_channels == 18 and neck.merges[1].conv.in_channels == 16
+    sizes = [(24, 80), (12, 40), (6, 20), (3, 10)]
+    feats = [torch.zeros(1, c, *hw) for c, hw in zip((8, 16, 24, 32), sizes, strict=True)]
+    neck.eval()
+    (out,) = neck(feats)
+    assert out.shape == (1, 16, 24, 80)
+    # zero features: the output varies over the map only through the coordinates
+    assert out[0, :, 0].std() > 0 and out[0, :, :, 0].std() > 0
+
+
 def test_alpha_bins_round_trip():
     coder = TASK_UTILS.build(dict(type="Mono3DBoxCoder"))
     alpha = torch.linspace(-math.pi, math.pi - 1e-4, 1001, dtype=torch.float64)
@@ -225,13 +244,127 @@ def test_head_targets_peak_at_projected_centres():
     for j, (x, y) in enumerate(enc["centers_int"].tolist()):
         assert t["heatmap"][0, gt.labels[j], y, x] == 1.0
     assert int((t["heatmap"] == 1).sum()) == 4
-    assert t["valid_3d"].all()
-    # an object nearer than 2 m keeps its peak but gets no 3D targets
-    near = gt[:1]
+
+
+def test_objects_nearer_than_min_depth_get_no_peak():
+    head = build_head()
+    gt, meta = gt_and_meta("000007")
+    near = gt[:2]
     near.bboxes_3d = near.bboxes_3d.clone()
-    near.bboxes_3d[0, :3] = torch.tensor([0.0, 1.0, 1.5])
+    near.bboxes_3d[0, :3] = torch.tensor([0.0, 1.0, 1.5])  # projects onto the map
+    enc = head.box_coder.encode(near.bboxes_3d, near.bboxes, torch.as_tensor(meta["cam2img"]))
+    x, y = enc["centers_int"][0].tolist()
+    assert 0 <= x < 80 and 0 <= y < 24
     t = head.get_targets([near], [meta], (1, 3, 24, 80))
-    assert t["valid_3d"].tolist() == [False] and int((t["heatmap"] == 1).sum()) == 1
+    assert len(t["labels"]) == 1 and int((t["heatmap"] == 1).sum()) == 1
+    assert t["heatmap"][0, :, y, x].max() < 1 and t["keypoint_heatmap"].sum() > 0
+    assert t["metric_depths"].min() >= 2.0
+
+
+def test_keypoint_targets_only_for_corners_in_front_of_the_camera():
+    head = build_head()
+    gt, meta = gt_and_meta("000007")
+    long_box = gt[:1]
+    # 12 m long, pointing along z, centred 2.5 m ahead: its back corners lie 3.5 m behind
+    long_box.bboxes_3d = torch.tensor([[0.0, 0.5, 2.5, 1.5, 1.6, 12.0, -math.pi / 2]])
+    cam2img = torch.as_tensor(meta["cam2img"])
+    enc = head.box_coder.encode(long_box.bboxes_3d, long_box.bboxes, cam2img)
+    behind = enc["keypoint_depths"][0] <= 0
+    cells = torch.floor(enc["keypoints"][0]).long()
+    on_map = (cells[:, 0] >= 0) & (cells[:, 0] < 80) & (cells[:, 1] >= 0) & (cells[:, 1] < 24)
+    # a corner behind the camera whose (meaningless) projection still lands on the map
+    assert (behind & on_map).any()
+    t = head.get_targets([long_box], [meta], (1, 3, 24, 80))
+    assert t["keypoint_mask"][0].tolist() == (~behind & on_map).tolist()
+    assert t["keypoint_mask"][0].any()
+
+
+def test_depth_decoding_is_bounded_for_extreme_logits():
+    coder = TASK_UTILS.build(dict(type="Mono3DBoxCoder"))
+    raw = torch.tensor([-1e4, -50.0, 0.0, 50.0, 1e4, float("-inf"), float("inf")])
+    depth = coder.network_depth(raw)
+    assert torch.isfinite(depth).all()
+    assert depth.min() == pytest.approx(0.1) and depth.max() == pytest.approx(500.0)
+    assert depth[2] == 1.0  # 1 / sigmoid(0) - 1
+    confidence = coder.depth_confidence(torch.tensor([-1e4, 0.0, 1e4]))
+    assert torch.isfinite(confidence).all() and confidence[1] == 1.0
+    boxes, bboxes, labels, cam2img, _ = fixture_objects("000008")
+    enc = coder.encode(boxes, bboxes, cam2img)
+    maps = paint_maps(enc, labels, 24, 80, coder.dims_mean)
+    maps["depth"][:, 0] = -1e4
+    maps["depth"][:, 1] = -1e4
+    (det,) = coder.decode(maps, cam2img[None], topk=10)
+    assert all(torch.isfinite(v.float()).all() for v in det.values())
+    assert det["depths"].max() == pytest.approx(500.0)
+
+
+def test_score_threshold_applies_to_the_heatmap_then_depth_confidence_weights():
+    """MonoDLE: a confident peak of an uncertain (far) object stays, scored peak x exp(-s)."""
+    head = build_head()  # score_thr 0.2
+    head.eval()
+    gt, meta = gt_and_meta("000008")
+    enc = head.box_coder.encode(gt.bboxes_3d, gt.bboxes, torch.as_tensor(meta["cam2img"]))
+    maps = paint_maps(enc, gt.labels, 24, 80, head.box_coder.dims_mean)
+    (x0, y0), (x1, y1) = enc["centers_int"][:2].tolist()
+    maps["heatmap"][0, gt.labels[0], y0, x0] = 0.0  # peak 0.5
+    maps["depth"][0, 1, y0, x0] = 3.0  # uncertain: confidence exp(-3) = 0.05
+    maps["heatmap"][0, gt.labels[1], y1, x1] = math.log(0.1 / 0.9)  # peak 0.1 < 0.2
+    maps["depth"][0, 1, y1, x1] = -1.0  # very confident
+    (result,) = head.predict_by_feat(maps, [meta], rescale=False)
+    assert len(result) == len(gt) - 1
+    uncertain = (result.bboxes_3d[:, :3] - gt.bboxes_3d[0, :3]).abs().sum(1).argmin()
+    assert (result.bboxes_3d[uncertain, :3] - gt.bboxes_3d[0, :3]).abs().max() < 1e-3
+    assert result.scores[uncertain].item() == pytest.approx(0.5 * math.exp(-3.0), rel=1e-5)
+    assert (result.bboxes_3d[:, :3] - gt.bboxes_3d[1, :3]).abs().sum(1).min() > 1e-2
+
+
+def test_decode_batch_matches_per_image_decoding():
+    """Batched decoding (tensor operations only) equals decoding each image on its own."""
+    coder = TASK_UTILS.build(dict(type="Mono3DBoxCoder", reference_focal=721.5377))
+    torch.manual_seed(0)
+    maps = dict(
+        heatmap=torch.randn(2, 3, 24, 80),
+        size_2d=torch.rand(2, 2, 24, 80) * 10,
+        offset_2d=torch.rand(2, 2, 24, 80),
+        offset_3d=torch.rand(2, 2, 24, 80),
+        depth=torch.randn(2, 2, 24, 80),
+        dims=torch.randn(2, 3, 24, 80) * 0.1,
+        alpha=torch.randn(2, 24, 24, 80),
+    )
+    cam2imgs = torch.stack([fixture_objects("000007")[3], fixture_objects("000008", 0.3)[3]])
+    batch = coder.decode_batch(maps, cam2imgs, topk=20)
+    assert batch["boxes_3d"].shape == (2, 20, 7) and batch["scores"].shape == (2, 20)
+    for i in range(2):
+        (single,) = coder.decode(
+            {k: v[i : i + 1] for k, v in maps.items()}, cam2imgs[i : i + 1], topk=20
+        )
+        for key, value in single.items():
+            torch.testing.assert_close(batch[key][i], value)
+
+
+def test_zoom_without_reference_focal_warns_once():
+    from mmdet.structures import DetDataSample
+
+    gt, meta = gt_and_meta("000008")
+    feats = (torch.randn(1, 16, 24, 80),)
+
+    def sample(zoom):
+        data = DetDataSample(metainfo=dict(meta, zoom=zoom))
+        data.gt_instances = gt
+        return data
+
+    head = build_head()
+    head.train()
+    with pytest.warns(UserWarning, match="reference_focal"):
+        head.loss(feats, [sample(1.3)])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head.loss(feats, [sample(0.8)])  # once
+        build_head().loss(feats, [sample(1.0)])  # no zoom applied
+        focal = build_head(box_coder=dict(type="Mono3DBoxCoder", reference_focal=721.5377))
+        focal.loss(feats, [sample(1.3)])
 
 
 def test_head_loss_is_finite_and_decreases():
@@ -286,7 +419,7 @@ def test_head_predict_returns_original_image_boxes():
     assert set(result.keys()) >= {"bboxes", "scores", "labels", "bboxes_3d", "alphas"}
 
 
-def test_dims_mean_matches_spec():
+def test_dims_mean_are_the_kitti_class_means():
     assert KITTI_DIMS_MEAN == ((1.526, 1.629, 3.883), (1.763, 0.661, 0.844), (1.737, 0.597, 1.763))
 
 

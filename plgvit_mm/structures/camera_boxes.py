@@ -99,12 +99,15 @@ def gravity_centers(boxes: Array) -> Array:
 
 
 def _projection_3x4(cam2img: Array) -> Array:
-    if tuple(cam2img.shape) not in ((3, 3), (3, 4), (4, 4)):
-        raise ValueError(f"expected cam2img shaped 3x3, 3x4 or 4x4, got {tuple(cam2img.shape)}")
-    if cam2img.shape[1] == 3:
+    """The (..., 3, 4) projection of a 3x3, 3x4 or 4x4 camera matrix (batched or not)."""
+    if tuple(cam2img.shape[-2:]) not in ((3, 3), (3, 4), (4, 4)):
+        raise ValueError(
+            f"expected cam2img shaped (..., 3 or 4, 3 or 4), got {tuple(cam2img.shape)}"
+        )
+    if cam2img.shape[-1] == 3:
         xp = _xp(cam2img)
-        return xp.concatenate([cam2img, cam2img[:, :1] * 0], 1)
-    return cam2img[:3]
+        return xp.concatenate([cam2img, cam2img[..., :1] * 0], -1)
+    return cam2img[..., :3, :]
 
 
 def project_points(points: Array, cam2img: Array) -> tuple[Array, Array]:
@@ -122,28 +125,31 @@ def project_points(points: Array, cam2img: Array) -> tuple[Array, Array]:
     return homogeneous[..., :2] / homogeneous[..., 2:3], points[..., 2]
 
 
+def _det3(a, b, c, d, e, f, g, h, i):
+    """Determinant of the 3x3 matrix with rows (a b c), (d e f), (g h i), element-wise."""
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
 def unproject_points(uv: Array, depth: Array, cam2img: Array) -> Array:
     """Exact inverse of :func:`project_points`: pixels (..., 2) + camera z (...) -> (..., 3).
 
-    Solves ``P[:, :3] @ (x, y, z) + P[:, 3] = s * (u, v, 1)`` for x, y and s given z, so the
-    baseline terms of P2 (including P2[2, 3]) are honoured.
+    Solves ``P[:, :3] @ (x, y, z) + P[:, 3] = s * (u, v, 1)`` for x, y and s given z by
+    Cramer's rule (element-wise arithmetic only, so it traces and exports), honouring the
+    baseline terms of P2 (including P2[2, 3]). ``cam2img`` is one matrix, or one per batch
+    element, (B, 3 or 4, 3 or 4), with ``uv`` (B, N, 2) and ``depth`` (B, N).
     """
-    xp = _xp(uv)
     p = _projection_3x4(_like(cam2img, uv))
+    if p.ndim == 3:
+        p = p[:, None]  # (B, 1, 3, 4): entries broadcast over the N points
     u, v = uv[..., 0], uv[..., 1]
-    zeros = u * 0
-    # unknowns (x, y, s): rows of [P00 P01 -u; P10 P11 -v; P20 P21 -1]
-    a = xp.stack(
-        [
-            xp.stack([zeros + p[0, 0], zeros + p[0, 1], -u], -1),
-            xp.stack([zeros + p[1, 0], zeros + p[1, 1], -v], -1),
-            xp.stack([zeros + p[2, 0], zeros + p[2, 1], zeros - 1], -1),
-        ],
-        -2,
-    )
-    b = -(depth[..., None] * p[:, 2] + p[:, 3])
-    solution = xp.linalg.solve(a, b[..., None])[..., 0]
-    return xp.stack([solution[..., 0], solution[..., 1], depth], -1)
+    # unknowns (x, y, s): A = [P00 P01 -u; P10 P11 -v; P20 P21 -1], b = -(z P[:, 2] + P[:, 3])
+    a00, a01, a10, a11, a20, a21 = (p[..., r, c] for r in range(3) for c in range(2))
+    b0, b1, b2 = (-(depth * p[..., r, 2] + p[..., r, 3]) for r in range(3))
+    one = u * 0 + 1
+    det = _det3(a00, a01, -u, a10, a11, -v, a20, a21, -one)
+    x = _det3(b0, a01, -u, b1, a11, -v, b2, a21, -one) / det
+    y = _det3(a00, b0, -u, a10, b1, -v, a20, b2, -one) / det
+    return _xp(uv).stack([x, y, depth + u * 0], -1)
 
 
 def boxes_to_bbox2d(

@@ -19,6 +19,7 @@ MONO3D_META_KEYS = (
     "cam2img",
     "ori_cam2img",
     "homography_matrix",
+    "zoom",
 )
 
 
@@ -28,7 +29,8 @@ class PackMono3DInputs(PackDetInputs):
 
     ``gt_instances``: ``bboxes`` (N, 4), ``labels`` (N,), ``bboxes_3d`` (N, 7 camera boxes);
     metainfo: ``MONO3D_META_KEYS`` present in the results (``cam2img`` is the 4x4 P2 of the
-    network input image, ``ori_cam2img`` that of the file).
+    network input image, ``ori_cam2img`` that of the file, ``zoom`` the random zoom of
+    Mono3DRandomShiftScale).
     """
 
     mapping_table = {**PackDetInputs.mapping_table, "gt_bboxes_3d": "bboxes_3d"}

@@ -19,7 +19,8 @@ class Mono3DRandomShiftScale(BaseTransform):
     centre by ``U[-shift_ratio, shift_ratio]`` x (W, H). The image keeps its size; boxes,
     ``cam2img`` and ``homography_matrix`` follow (objects cut away keep clipped, possibly
     empty, 2D boxes). Depth is unchanged, so zooming changes the apparent size at a given
-    depth: learn focal-normalised depth (Mono3DBoxCoder.reference_focal) when using it.
+    depth: learn focal-normalised depth (Mono3DBoxCoder.reference_focal) when using it (the
+    head warns otherwise). Sets ``zoom`` (output / input pixel scale, 1 when not applied).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class Mono3DRandomShiftScale(BaseTransform):
         self.pad_val = pad_val
 
     def transform(self, results: dict) -> dict:
+        results["zoom"] = 1.0
         if np.random.rand() >= self.prob:
             return results
         height, width = results["img"].shape[:2]
@@ -57,6 +59,7 @@ class Mono3DRandomShiftScale(BaseTransform):
             borderValue=self.pad_val,
         )
         apply_image_affine(results, affine)
+        results["zoom"] = float(zoom)
         return results
 
     def __repr__(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from mmdet.models.utils import gaussian_radius, gen_gaussian_target
@@ -19,8 +21,15 @@ MAIN_BRANCHES = ("heatmap", "size_2d", "offset_2d", "offset_3d", "depth", "dims"
 AUX_BRANCHES = ("keypoint_heatmap", "keypoint_offset", "keypoint_subpixel")
 # targets: no 3D targets nearer than min_depth (metres); CornerNet radius at this overlap
 DEFAULT_TRAIN_CFG = dict(min_depth=2.0, gaussian_overlap=0.7)
-# decoding: top-k peaks of a kernel x kernel max-pool, kept above score_thr (MonoDLE: 0.2)
+# decoding: top-k peaks of a kernel x kernel max-pool; a peak is kept when its heatmap value
+# exceeds score_thr (MonoDLE: 0.2), its score is then the heatmap value x the depth confidence
 DEFAULT_TEST_CFG = dict(topk=50, local_maximum_kernel=3, score_thr=0.2)
+ZOOM_WITHOUT_REFERENCE_FOCAL = (
+    "training samples are zoomed (Mono3DRandomShiftScale) while the box coder learns metric "
+    "depth: the apparent size at a given depth then varies with the zoom, which the network "
+    "cannot see; set the box coder's reference_focal (e.g. 721.5377 for KITTI) to learn "
+    "focal-normalised depth"
+)
 # MonoDLE / MonoCon weights: 2D size 0.1, everything else 1
 DEFAULT_LOSSES = dict(
     loss_heatmap=dict(type="GaussianFocalLoss", loss_weight=1.0),
@@ -100,6 +109,7 @@ class Mono3DCenterHead(BaseModule):
                 f"box_coder.dims_mean has {len(self.box_coder.dims_mean)} rows, "
                 f"expected one per class ({num_classes})"
             )
+        self._zoom_warned = False
         self.train_cfg = {**DEFAULT_TRAIN_CFG, **(train_cfg or {})}
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
         channels = dict(
@@ -163,10 +173,10 @@ class Mono3DCenterHead(BaseModule):
     ) -> dict[str, Tensor]:
         """Heatmaps (B, C, H, W) and per-object targets of the objects with a peak on the map.
 
-        Objects whose projected centre falls outside the map or whose 2D box is empty get
-        no peak; of the others, those nearer than ``min_depth`` get no 3D targets
-        (``valid_3d``). Per-object fields: ``batch``, ``labels`` (M,), ``cells`` (M, 2) long
-        x y, the box coder's targets, ``keypoint_mask`` (M, 9) keypoints inside the map.
+        Objects whose projected centre falls outside the map, whose 2D box is empty or whose
+        depth is below ``min_depth`` get no peak and no targets. Per-object fields:
+        ``batch``, ``labels`` (M,), ``cells`` (M, 2) long x y, the box coder's targets,
+        ``keypoint_mask`` (M, 9) keypoints in front of the camera and inside the map.
         """
         b_size, _, height, width = map_shape
         device = batch_gt_instances[0].bboxes.device if batch_gt_instances else "cpu"
@@ -183,15 +193,20 @@ class Mono3DCenterHead(BaseModule):
             cx, cy = enc["centers_int"].unbind(-1)
             w2d, h2d = enc["sizes_2d"].unbind(-1)
             inside = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-            keep = inside & (w2d > 0) & (h2d > 0)
-            enc["valid_3d"] = keep & (enc["metric_depths"] >= self.train_cfg["min_depth"])
+            keep = (
+                inside
+                & (w2d > 0)
+                & (h2d > 0)
+                & (enc["metric_depths"] >= self.train_cfg["min_depth"])
+            )
             kp_int = torch.floor(enc["keypoints"]).long()
             enc["keypoint_mask"] = (
-                (kp_int[..., 0] >= 0)
+                (enc["keypoint_depths"] > 0)
+                & (kp_int[..., 0] >= 0)
                 & (kp_int[..., 0] < width)
                 & (kp_int[..., 1] >= 0)
                 & (kp_int[..., 1] < height)
-                & enc["valid_3d"][:, None]
+                & keep[:, None]
             )
             labels = gt.labels.long()
             for j in torch.nonzero(keep)[:, 0].tolist():
@@ -215,12 +230,21 @@ class Mono3DCenterHead(BaseModule):
 
     # ------------------------------------------------------------------------------- loss
     def loss(self, feats: tuple[Tensor, ...], batch_data_samples: SampleList) -> dict:
+        self._check_zoom([s.metainfo for s in batch_data_samples])
         outputs = self(feats)
         return self.loss_by_feat(
             outputs,
             [s.gt_instances for s in batch_data_samples],
             [s.metainfo for s in batch_data_samples],
         )
+
+    def _check_zoom(self, batch_img_metas: list[dict]) -> None:
+        """Warn (once) when zoomed samples meet metric depth learning."""
+        if self.box_coder.reference_focal is not None or self._zoom_warned:
+            return
+        if any(float(meta.get("zoom", 1.0)) != 1.0 for meta in batch_img_metas):
+            warnings.warn(ZOOM_WITHOUT_REFERENCE_FOCAL, stacklevel=2)
+            self._zoom_warned = True
 
     def loss_by_feat(
         self,
@@ -267,23 +291,20 @@ class Mono3DCenterHead(BaseModule):
         t["cells"] = t["centers_int"]
         losses["loss_size_2d"] = self.loss_size_2d(at("size_2d"), t["sizes_2d"])
         losses["loss_offset_2d"] = self.loss_offset_2d(at("offset_2d"), t["offsets_2d"])
-        m3 = t["valid_3d"]
-        if not m3.any():
-            return losses
-        losses["loss_offset_3d"] = self.loss_offset_3d(at("offset_3d", m3), t["offsets_3d"][m3])
-        depth = at("depth", m3)
+        losses["loss_offset_3d"] = self.loss_offset_3d(at("offset_3d"), t["offsets_3d"])
+        depth = at("depth")
         losses["loss_depth"] = self.loss_depth(
-            self.box_coder.network_depth(depth[:, 0]), t["depths"][m3], depth[:, 1]
+            self.box_coder.network_depth(depth[:, 0]), t["depths"], depth[:, 1]
         )
-        labels = t["labels"][m3]
+        labels = t["labels"]
         dims_mean = self.box_coder.dims_mean.to(depth)[labels]
-        losses["loss_dims"] = self.loss_dims(dims_mean + at("dims", m3), t["dims"][m3])
-        alpha = at("alpha", m3)
-        bins = t["alpha_bins"][m3]
+        losses["loss_dims"] = self.loss_dims(dims_mean + at("dims"), t["dims"])
+        alpha = at("alpha")
+        bins = t["alpha_bins"]
         nb = self.num_alpha_bins
         losses["loss_alpha_bin"] = self.loss_alpha_bin(alpha[:, :nb], bins)
         losses["loss_alpha_residual"] = self.loss_alpha_residual(
-            alpha[:, nb:].gather(1, bins[:, None])[:, 0], t["alpha_residuals"][m3]
+            alpha[:, nb:].gather(1, bins[:, None])[:, 0], t["alpha_residuals"]
         )
         if self.use_keypoint_heads:
             losses.update(self._keypoint_losses(outputs, t, at))
@@ -291,7 +312,7 @@ class Mono3DCenterHead(BaseModule):
 
     def _keypoint_losses(self, outputs: dict[str, Tensor], t: dict[str, Tensor], at) -> dict:
         """MonoCon's centre-to-keypoint offsets and keypoint sub-pixel offsets."""
-        mask = t["keypoint_mask"]  # (M, 9); all False for objects without 3D targets
+        mask = t["keypoint_mask"]  # (M, 9)
         if not mask.any():
             return {}
         offsets = at("keypoint_offset").view(-1, NUM_KEYPOINTS, 2)
@@ -317,8 +338,11 @@ class Mono3DCenterHead(BaseModule):
     def predict_by_feat(
         self, outputs: dict[str, Tensor], batch_img_metas: list[dict], rescale: bool = True
     ) -> list[InstanceData]:
-        """Per-image detections with score > ``score_thr`` (at most ``topk``).
+        """Per-image detections whose heatmap peak exceeds ``score_thr`` (at most ``topk``).
 
+        As in MonoDLE the threshold applies to the heatmap value and the reported score is
+        that value times the depth confidence exp(-log-variance): thresholding the product
+        would drop far objects (large depth uncertainty) before AP evaluation sees them.
         Fields: ``bboxes`` (N, 4) 2D boxes x1 y1 x2 y2 (in the original image with
         ``rescale``, else in the input image), ``scores``, ``labels``, ``bboxes_3d`` (N, 7)
         camera boxes x y z h w l ry (bottom centre, metres), ``alphas`` (N,) radians.
@@ -335,7 +359,7 @@ class Mono3DCenterHead(BaseModule):
         )
         results = []
         for det, meta in zip(decoded, batch_img_metas, strict=True):
-            keep = det["scores"] > self.test_cfg["score_thr"]
+            keep = det["heatmap_scores"] > self.test_cfg["score_thr"]
             bboxes = det["bboxes_2d"][keep]
             if rescale:
                 bboxes = _to_original_image(bboxes, meta)

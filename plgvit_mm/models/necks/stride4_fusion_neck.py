@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.registry import MODELS
@@ -20,6 +21,10 @@ class Stride4FusionNeck(BaseModule):
     the running map is upsampled (bilinear) to the next finer map's size, added to its
     lateral and merged by a 3x3 conv. Convs are conv-norm-ReLU.
 
+    With ``coord_channels`` the last (finest) merge also sees two coordinate maps, column and
+    row in [-1, 1] (CoordConv, Liu et al., NeurIPS 2018): with a fixed camera above a road,
+    an object's image row tells its depth, which convolutions alone only see through borders.
+
     ``forward(feats)``: maps (B, C_i, H_i, W_i), finest first (e.g. strides 4, 8, 16, 32;
     any sizes, not only multiples of 32) -> a 1-tuple with (B, out_channels, H_0, W_0).
     """
@@ -30,6 +35,7 @@ class Stride4FusionNeck(BaseModule):
         out_channels: int = 64,
         norm_cfg: OptConfigType = None,
         act_cfg: OptConfigType = None,
+        coord_channels: bool = False,
         init_cfg: OptMultiConfig = None,
     ) -> None:
         """``norm_cfg`` defaults to BN, ``act_cfg`` to ReLU, ``init_cfg`` to Kaiming convs."""
@@ -43,9 +49,13 @@ class Stride4FusionNeck(BaseModule):
         self.laterals = nn.ModuleList(
             ConvModule(c, out_channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg) for c in in_channels
         )
+        self.coord_channels = coord_channels
+        extra = [2 if coord_channels and i == 0 else 0 for i in range(len(in_channels) - 1)]
         self.merges = nn.ModuleList(
-            ConvModule(out_channels, out_channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg)
-            for _ in in_channels[:-1]
+            ConvModule(
+                out_channels + e, out_channels, 3, padding=1, norm_cfg=norm_cfg, act_cfg=act_cfg
+            )
+            for e in extra
         )
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[Tensor]:
@@ -55,5 +65,17 @@ class Stride4FusionNeck(BaseModule):
         for i in range(len(feats) - 2, -1, -1):
             lateral = self.laterals[i](feats[i])
             x = F.interpolate(x, size=lateral.shape[-2:], mode="bilinear", align_corners=False)
-            x = self.merges[i](lateral + x)
+            x = lateral + x
+            if i == 0 and self.coord_channels:
+                x = torch.cat([x, _coordinate_maps(x)], 1)
+            x = self.merges[i](x)
         return (x,)
+
+
+def _coordinate_maps(x: Tensor) -> Tensor:
+    """(B, 2, H, W): column and row of each cell, linearly from -1 to 1."""
+    b, _, h, w = x.shape
+    rows = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device)
+    cols = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device)
+    grid_y, grid_x = torch.meshgrid(rows, cols, indexing="ij")
+    return torch.stack([grid_x, grid_y])[None].expand(b, 2, h, w)
