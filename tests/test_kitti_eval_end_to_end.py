@@ -174,8 +174,13 @@ def test_tiny_perturbation_scores_100_through_the_tool(generated_set, tmp_path, 
             assert 99.9 < value <= 100.0, key  # cos(0.001) is not exactly 1
         else:
             assert value == pytest.approx(100.0, abs=1e-9), key
-    printed = dict(line.split(": ") for line in capsys.readouterr().out.strip().splitlines())
-    assert set(printed) == set(metrics)
+    printed = capsys.readouterr().out
+    assert f"KITTI object evaluation of {len(scenes)} frames" in printed
+    for class_name in ("Car", "Pedestrian", "Cyclist"):
+        assert f"\n{class_name} (objects: easy " in printed
+    rows = [line.split() for line in printed.splitlines() if line.startswith("  3D@0.70 strict")]
+    assert rows == [["3D@0.70", "strict"] + ["100.00"] * 6]  # Car: AP40 then AP11 x 3
+    assert "note:" not in printed  # at least 41 objects everywhere
     assert json.loads(json_path.read_text()) == metrics
     # without --split every label file is scored: same frames, same numbers
     assert evaluate_kitti_folders(label_root / "label_2", results) == {
@@ -225,6 +230,48 @@ def test_fixture_with_perfect_predictions_gives_the_official_values(tmp_path):
     assert metrics["kitti/Pedestrian_3D_AP40_easy_strict"] == 0.0
     assert metrics["kitti/Cyclist_2D_AP11_easy_strict"] == 0.0
     assert metrics["kitti/Cyclist_2D_AP11_moderate_strict"] == pytest.approx(100 / 11)
+
+
+def test_labels_scored_as_results_give_the_official_ceilings_and_aos(tmp_path, capsys):
+    """--score-from-gt: the fixture's labels (DontCare lines with alpha -10 included) as
+    results; AOS is reported and every value is the few-objects ceiling."""
+    from plgvit_mm.evaluation.kitti_eval import perfect_ap
+
+    labels = FIXTURE / "training" / "label_2"
+    tool = load_tool()
+    with pytest.raises(ValueError, match="--score-from-gt"):
+        tool.main([str(labels), str(labels)])
+    capsys.readouterr()
+    metrics = tool.main([str(labels), str(labels), "--score-from-gt"])
+    assert perfect_ap(5) == pytest.approx((10.0, 200 / 11))
+    assert perfect_ap(2) == pytest.approx((2.5, 100 / 11))
+    assert perfect_ap(41) == perfect_ap(400) == (100.0, 100.0)
+    for difficulty, n in (("easy", 2), ("moderate", 5), ("hard", 5)):
+        for metric in ("2D", "BEV", "3D", "AOS"):
+            key = f"kitti/Car_{metric}_AP{{}}_{difficulty}_strict"
+            assert metrics[key.format(40)] == pytest.approx(perfect_ap(n)[0]), key
+            assert metrics[key.format(11)] == pytest.approx(perfect_ap(n)[1]), key
+    printed = capsys.readouterr().out
+    assert "Car (objects: easy 2, moderate 5, hard 5)" in printed
+    assert "Car moderate: 5 objects -> at most AP40 10.00, AP11 18.18" in printed
+    assert "note: the official protocol samples precision at 41 recall points" in printed
+
+
+def test_missing_result_files_warn_or_fail_with_strict(tmp_path, capsys):
+    labels = FIXTURE / "training" / "label_2"
+    results = tmp_path / "results"
+    results.mkdir()
+    tool = load_tool()
+    metrics = tool.main([str(labels), str(results), "--max-missing", "1"])
+    assert metrics["kitti/Car_2D_AP40_moderate_strict"] == 0.0
+    err = capsys.readouterr().err
+    assert "warning: 3 of 3 labelled frames have no result file" in err and "000007" in err
+    tool.main([str(labels), str(results)])  # 3 missing: not more than the default 3
+    assert "warning" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([str(labels), str(results), "--max-missing", "2", "--strict"])
+    assert exit_info.value.code == 2
+    assert "error: 3 of 3 labelled frames have no result file" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -122,7 +122,7 @@ def test_calib_values():
             lambda lines: lines[:4] + ["R0_rect: 1 0 0 0 1 0 0 0 x"] + lines[5:],
             r":5: expected R0_rect",
         ),
-        (lambda lines: lines + ["K: 1 2 3"], r':8: expected "KEY: values"'),
+        (lambda lines: lines + ["P2: " + lines[2].split(":")[1]], r":8: P2 appears twice"),
     ],
 )
 def test_malformed_calib_names_file_and_line(tmp_path, edit, message):
@@ -131,6 +131,40 @@ def test_malformed_calib_names_file_and_line(tmp_path, edit, message):
     path.write_text("\n".join(edit([line for line in lines if line.strip()])) + "\n")
     with pytest.raises(ValueError, match=rf"calib_000007\.txt.*{message}"):
         read_calib_file(path)
+
+
+# the start of KITTI-raw's 2011_09_26/calib_cam_to_cam.txt (drives of frames like 000007)
+RAW_CAM_TO_CAM = """calib_time: 09-Jan-2012 13:57:47
+corner_dist: 9.950000e-02
+S_00: 1.392000e+03 5.120000e+02
+K_00: 9.842439e+02 0.000000e+00 6.900000e+02 0.000000e+00 9.808141e+02 2.331966e+02 0 0 1
+R_rect_00: 9.999239e-01 9.837760e-03 -7.445048e-03 -9.869795e-03 9.999421e-01 -4.278459e-03 \
+7.402527e-03 4.351614e-03 9.999631e-01
+P_rect_00: 7.215377e+02 0.000000e+00 6.095593e+02 0.000000e+00 0.000000e+00 7.215377e+02 \
+1.728540e+02 0.000000e+00 0.000000e+00 0.000000e+00 1.000000e+00 0.000000e+00
+S_rect_02: 1.242000e+03 3.750000e+02
+P_rect_02: 7.215377e+02 0.000000e+00 6.095593e+02 4.485728e+01 0.000000e+00 7.215377e+02 \
+1.728540e+02 2.163791e-01 0.000000e+00 0.000000e+00 1.000000e+00 2.745884e-03
+""".replace("\\\n", "")
+
+
+def test_kitti_raw_calibration_and_unknown_keys(tmp_path):
+    path = tmp_path / "calib_cam_to_cam.txt"
+    path.write_text(RAW_CAM_TO_CAM)
+    calib = read_calib_file(path)
+    np.testing.assert_allclose(calib.P2[0], [721.5377, 0, 609.5593, 44.85728])
+    np.testing.assert_allclose(calib.P2[2], [0, 0, 1, 2.745884e-03])
+    assert calib.P0[0, 3] == 0 and calib.R0_rect.shape == (3, 3) and calib.P3 is None
+    # the object benchmark's file with keys of other tools added still reads
+    lines = (FIXTURE / "training" / "calib" / "000007.txt").read_text()
+    (tmp_path / "extra.txt").write_text(lines + "K: 1 2 3\nnote: made by hand\n")
+    np.testing.assert_array_equal(
+        read_calib_file(tmp_path / "extra.txt").P2,
+        read_calib_file(FIXTURE / "training/calib/000007.txt").P2,
+    )
+    (tmp_path / "none.txt").write_text("calib_time: 09-Jan-2012 13:57:47\n")
+    with pytest.raises(ValueError, match="none.txt: missing P2.*P_rect_02"):
+        read_calib_file(tmp_path / "none.txt")
 
 
 def test_image_sets(tmp_path):

@@ -93,6 +93,19 @@ def test_dataset_test_split_without_labels():
     assert np.array(info["cam2img"]).shape == (4, 4)
 
 
+def test_dataset_reads_one_kitti_raw_calibration_for_every_frame(tmp_path):
+    raw = tmp_path / "calib_cam_to_cam.txt"
+    p_rect_02 = "7.215377e+02 0 6.095593e+02 4.485728e+01 0 7.215377e+02 1.728540e+02 0 0 0 1 0"
+    raw.write_text(f"calib_time: 09-Jan-2012 13:57:47\nS_02: 1392 512\nP_rect_02: {p_rect_02}\n")
+    dataset = build_dataset(
+        data_prefix=dict(img="training/image_2", calib=str(raw), label="training/label_2")
+    )
+    expected = read_calib_file(raw).cam2img
+    for i in range(len(dataset)):
+        np.testing.assert_array_equal(dataset.get_data_info(i)["cam2img"], expected)
+    assert expected[0, 3] == pytest.approx(44.85728)
+
+
 def test_dataset_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="ImageSets/test.txt"):
         build_dataset(ann_file="ImageSets/test.txt")
@@ -176,6 +189,7 @@ def test_shift_scale_keeps_projection_consistent():
         out = transform(results)
         affine = out["homography_matrix"]
         assert affine[0, 0] == affine[1, 1] != 1.0 and out["img"].shape == (375, 1242, 3)
+        assert out["zoom"] == affine[0, 0]
         np.testing.assert_allclose(keypoints(out), mapped(affine, before), atol=1e-6)
         assert (out["gt_bboxes"][:, 2] <= 1241).all() and (out["gt_bboxes"] >= 0).all()
 

@@ -1,12 +1,18 @@
 """Picture of monocular 3D boxes on an image plus a bird's-eye view.
 
-    python tools/mono3d_demo.py IMAGE --calib CALIB [--label LABEL]
+    python tools/mono3d_demo.py IMAGE --calib CALIB [--label LABEL] [--result RESULT]
         [--config CFG --checkpoint CKPT] --out PNG
+    python tools/mono3d_demo.py --kitti ROOT --ids ID [ID ...] [--results DIR] --out PNG
 
-``--calib``: a KITTI calibration file (its ``P2`` is used), or a text file or a quoted string
-with the 9 / 12 numbers of a 3x3 intrinsic / 3x4 projection matrix (row-major). With
-``--label`` (KITTI label file) the ground truth is drawn in green; with ``--config`` and
-``--checkpoint`` the model's predictions are drawn in class colours (score >= --score-thr).
+``--calib``: a KITTI calibration file (its ``P2``), KITTI-raw's ``calib_cam_to_cam.txt`` (its
+``P_rect_02``), or a text file or a quoted string with the 9 / 12 numbers of a 3x3 intrinsic /
+3x4 projection matrix (row-major). With ``--label`` (KITTI label file) the ground truth is
+drawn in green; predictions, from a KITTI result file (``--result``) or from the model
+(``--config`` and ``--checkpoint``), in class colours (score >= --score-thr). The
+bird's-eye view at the right has axes in metres and reaches the farthest box.
+
+The second form draws a grid, one row per frame of a KITTI-layout folder
+(``ROOT/training/{image_2,calib,label_2}/ID``) with the result files ``DIR/ID.txt``.
 """
 
 from __future__ import annotations
@@ -31,22 +37,45 @@ CLASS_COLORS = {"Car": (0, 140, 255), "Pedestrian": (255, 80, 200), "Cyclist": (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("image", help="image file")
+    parser.add_argument("image", nargs="?", help="image file")
     parser.add_argument("--calib", help="KITTI calib file or 3x3 / 3x4 camera matrix")
     parser.add_argument("--label", help="KITTI label file to draw as ground truth")
+    parser.add_argument("--result", help="KITTI result file to draw as predictions")
+    parser.add_argument("--kitti", help="KITTI-layout root (grid of --ids)")
+    parser.add_argument("--ids", nargs="+", help="frame ids of the grid (with --kitti)")
+    parser.add_argument("--results", help="folder of result files ID.txt (with --kitti)")
     parser.add_argument("--config", help="model config (with --checkpoint)")
     parser.add_argument("--checkpoint", help="model checkpoint (with --config)")
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--device", default="cpu", help="device for inference, e.g. cuda:0")
     parser.add_argument("--score-thr", type=float, default=0.3, help="prediction score cut")
     args = parser.parse_args(argv)
+    if args.kitti is not None:
+        if not args.ids:
+            parser.error("--kitti needs --ids")
+        return args
+    if args.image is None:
+        parser.error("give an IMAGE (or --kitti ROOT --ids ...)")
     if (args.config is None) != (args.checkpoint is None):
         parser.error("--config and --checkpoint go together")
     if args.calib is None:
         parser.error(INTRINSICS_REQUIRED)
-    if args.label is None and args.config is None:
-        parser.error("nothing to draw: give --label and/or --config with --checkpoint")
+    if args.label is None and args.config is None and args.result is None:
+        parser.error("nothing to draw: give --label, --result and/or --config with --checkpoint")
     return args
+
+
+def read_image(path: str) -> np.ndarray:
+    """BGR uint8 image; FileNotFoundError when absent, ValueError when not decodable."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"image not found: {path}")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(
+            f"image could not be decoded: {path} (a corrupt or truncated file, or a format "
+            "OpenCV does not read)"
+        )
+    return image
 
 
 def load_intrinsics(calib: str) -> np.ndarray:
@@ -117,10 +146,12 @@ def render(image: np.ndarray, cam2img: np.ndarray, gt=None, pred=None) -> np.nda
     from plgvit_mm.visualization import draw_bev, draw_boxes3d_on_image
 
     canvas, bev_sets = image, []
+    legend = []
     if gt is not None:
         boxes, names = gt
         canvas = draw_boxes3d_on_image(canvas, boxes, cam2img, GT_COLOR, texts=list(names))
         bev_sets.append((boxes, GT_COLOR))
+        legend.append(("ground truth", GT_COLOR))
     if pred is not None:
         boxes, names, scores = pred
         colors = [CLASS_COLORS.get(n, (0, 0, 255)) for n in names]
@@ -128,7 +159,12 @@ def render(image: np.ndarray, cam2img: np.ndarray, gt=None, pred=None) -> np.nda
         canvas = draw_boxes3d_on_image(canvas, boxes, cam2img, colors, texts=texts)
         for name in dict.fromkeys(names):
             bev_sets.append((boxes[names == name], CLASS_COLORS.get(name, (0, 0, 255))))
+        legend += [(f"predicted {n}", c) for n, c in CLASS_COLORS.items()]
     bev = draw_bev(bev_sets)
+    for i, (text, color) in enumerate(legend):
+        cv2.putText(
+            bev, text, (60, 24 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA
+        )
     scale = canvas.shape[0] / bev.shape[0]
     bev = cv2.resize(
         bev, (int(round(bev.shape[1] * scale)), canvas.shape[0]), interpolation=cv2.INTER_AREA
@@ -136,36 +172,84 @@ def render(image: np.ndarray, cam2img: np.ndarray, gt=None, pred=None) -> np.nda
     return np.concatenate([canvas, bev], 1)
 
 
+def _objects(path: str | None, min_score: float | None = None):
+    """(boxes (N, 7), names (N,), scores (N,) or None) of a label / result file, no DontCare."""
+    from plgvit_mm.datasets.kitti_files import read_label_file
+
+    if path is None or not osp.isfile(path):
+        return None
+    objects = read_label_file(path)
+    if objects.score is None:
+        objects.score = np.ones(len(objects))
+    keep = objects.names != "DontCare"
+    if min_score is not None and objects.score is not None:
+        keep &= objects.score >= min_score
+    objects = objects.select(keep)
+    return objects.boxes3d, objects.names, objects.score
+
+
+def render_grid(root: str, ids: list[str], results: str | None, score_thr: float) -> np.ndarray:
+    """One row per frame: the image with ground truth and result boxes, and its BEV."""
+    from plgvit_mm.datasets.kitti_files import read_calib_file
+
+    rows = []
+    for fid in ids:
+        training = osp.join(root, "training")
+        image = read_image(osp.join(training, "image_2", f"{fid}.png"))
+        cam2img = read_calib_file(osp.join(training, "calib", f"{fid}.txt")).cam2img
+        gt = _objects(osp.join(training, "label_2", f"{fid}.txt"))
+        pred = None
+        if results is not None:
+            pred = _objects(osp.join(results, f"{fid}.txt"), score_thr)
+        gt = None if gt is None else gt[:2]
+        rows.append(render(image, cam2img, gt, pred))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(rows, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    from plgvit_mm.datasets.kitti_files import read_label_file
-
-    image = cv2.imread(args.image, cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"cannot read image {args.image}")
     try:
-        cam2img = load_intrinsics(args.calib)
-    except ValueError as error:
+        if args.kitti is not None:
+            picture = render_grid(args.kitti, args.ids, args.results, args.score_thr)
+        else:
+            picture = render_single(args)
+    except (ValueError, FileNotFoundError) as error:
         print(f"mono3d_demo.py: error: {error}", file=sys.stderr)
         return 2
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    ok, encoded = cv2.imencode(".png", picture)
+    if not ok:
+        raise OSError(f"cannot encode {args.out}")
+    from plgvit_mm.utils.atomic_file import atomic_write_bytes
+
+    atomic_write_bytes(encoded.tobytes(), args.out)
+    print(f"wrote {args.out} ({picture.shape[1]} x {picture.shape[0]} px)")
+    return 0
+
+
+def render_single(args: argparse.Namespace) -> np.ndarray:
+    """The picture of one image (first form of the usage)."""
+    image = read_image(args.image)
+    cam2img = load_intrinsics(args.calib)
+    for path in (args.label, args.result):
+        if path is not None and not osp.isfile(path):
+            raise FileNotFoundError(f"file not found: {path}")
     gt = pred = None
     if args.label:
-        objects = read_label_file(args.label)
-        objects = objects.select(objects.names != "DontCare")
-        gt = (objects.boxes3d, objects.names)
+        boxes, names, _ = _objects(args.label)
+        gt = (boxes, names)
+    if args.result:
+        pred = _objects(args.result, args.score_thr)
     if args.config:
         boxes, names, scores = predict(
             args.config, args.checkpoint, args.image, cam2img, args.device
         )
         keep = scores >= args.score_thr
         pred = (boxes[keep], names[keep], scores[keep])
-    picture = render(image, cam2img, gt, pred)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    if not cv2.imwrite(args.out, picture):
-        raise OSError(f"cannot write {args.out}")
-    print(f"wrote {args.out} ({picture.shape[1]} x {picture.shape[0]} px)")
-    return 0
+    return render(image, cam2img, gt, pred)
 
 
 if __name__ == "__main__":

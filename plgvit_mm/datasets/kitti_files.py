@@ -9,7 +9,8 @@ rectified camera-2 frame (x right, y down, z forward), angles in radians.
 
 Calibration file: ``KEY: v0 v1 ...`` lines, row-major; P0..P3 (3x4), R0_rect (3x3),
 Tr_velo_to_cam and Tr_imu_to_velo (3x4). Only P2 is required (labels live in the rectified
-camera frame, so projecting them needs P2 alone).
+camera frame, so projecting them needs P2 alone). KITTI-raw's ``calib_cam_to_cam.txt``
+(``P_rect_02``) is read too; unknown keys are ignored.
 
 Every writer is atomic (temporary file in the target folder, then ``os.replace``), so an
 interrupted run never leaves a half-written file behind.
@@ -263,11 +264,24 @@ def projection_to_cam2img(projection: np.ndarray) -> np.ndarray:
     return cam2img
 
 
+# KITTI-raw ``calib_cam_to_cam.txt`` keys read as their object-benchmark equivalents
+RAW_CALIB_KEYS = {
+    "P_rect_00": "P0",
+    "P_rect_01": "P1",
+    "P_rect_02": "P2",
+    "P_rect_03": "P3",
+    "R_rect_00": "R0_rect",
+}
+
+
 def read_calib_file(path: str | os.PathLike) -> KittiCalib:
     """Read a KITTI calibration file; P2 is required, the other keys optional.
 
-    Raises ValueError naming the file and line for an unknown key, a wrong value count or a
-    non-number, and naming the file when P2 is missing.
+    Reads the object benchmark's files (``P2: ...``) and KITTI-raw's
+    ``calib_cam_to_cam.txt`` (``P_rect_02`` is the left colour camera's P2, ``R_rect_00``
+    R0_rect); lines with other keys (``calib_time``, ``S_02``, ``K_02``, ...) are ignored.
+    Raises ValueError naming the file and line for a wrong value count, a non-number or a
+    repeated key, and naming the file when P2 is missing.
     """
     path = Path(path)
     matrices: dict[str, np.ndarray] = {}
@@ -275,30 +289,28 @@ def read_calib_file(path: str | os.PathLike) -> KittiCalib:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            key, sep, rest = line.partition(":")
-            key = key.strip()
+            raw_key, sep, rest = line.partition(":")
+            key = RAW_CALIB_KEYS.get(raw_key.strip(), raw_key.strip())
             if not sep or key not in CALIB_SHAPES:
-                raise ValueError(
-                    f'{path}:{lineno}: expected "KEY: values" with KEY one of '
-                    f"{', '.join(CALIB_SHAPES)}, got {line.strip()[:40]!r}"
-                )
+                continue
             shape = CALIB_SHAPES[key]
             tokens = rest.split()
             if len(tokens) != shape[0] * shape[1]:
                 raise ValueError(
                     f"{path}:{lineno}: expected {shape[0] * shape[1]} values for "
-                    f"{key} ({shape[0]}x{shape[1]}), got {len(tokens)}"
+                    f"{raw_key.strip()} ({shape[0]}x{shape[1]}), got {len(tokens)}"
                 )
             if key in matrices:
                 raise ValueError(f"{path}:{lineno}: {key} appears twice")
             matrices[key] = np.array(
-                _parse_floats(tokens, path, lineno, f"{key} values"), dtype=np.float64
+                _parse_floats(tokens, path, lineno, f"{raw_key.strip()} values"), dtype=np.float64
             ).reshape(shape)
     missing = [k for k in REQUIRED_CALIB_KEYS if k not in matrices]
     if missing:
         raise ValueError(
             f"{path}: missing {', '.join(missing)} (the left colour camera "
-            'projection matrix, a "P2: ..." line with 12 values)'
+            'projection matrix: a "P2: ..." line with 12 values, or "P_rect_02: ..." in '
+            "KITTI-raw's calib_cam_to_cam.txt)"
         )
     return KittiCalib(**matrices)
 

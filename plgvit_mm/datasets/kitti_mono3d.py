@@ -12,11 +12,13 @@ from .kitti_files import read_calib_file, read_image_set, read_label_file
 
 @DATASETS.register_module()
 class KittiMono3DDataset(BaseDataset):
-    """KITTI frames listed in an ImageSets file (official layout, see driving_data.md).
+    """KITTI frames listed in an ImageSets file (official layout, see docs/design/driving_data.md).
 
     Args (besides mmengine's BaseDataset): ``data_root`` (e.g. ``data/kitti``),
     ``ann_file`` the ImageSets file (``ImageSets/val.txt``), ``data_prefix`` with ``img``
     and ``calib`` folders and, for labelled splits, ``label`` (omit it for ``testing/``).
+    ``calib`` may also name one calibration file used for every frame, e.g. a KITTI-raw
+    drive's ``calib_cam_to_cam.txt`` (its ``P_rect_02``; see kitti_files.read_calib_file).
 
     Each sample: ``img_path``, ``img_id`` (frame id string), ``sample_idx``, ``label_path``
     (None without labels), ``cam2img`` (4x4 P2, nested lists), ``instances`` (objects of the
@@ -52,13 +54,18 @@ class KittiMono3DDataset(BaseDataset):
         classes = list(self.metainfo["classes"])
         label_dir = self.data_prefix.get("label")
         data_list = []
+        shared_calib = None
+        if osp.isfile(self.data_prefix["calib"]):
+            shared_calib = read_calib_file(self.data_prefix["calib"])
         for idx, frame_id in enumerate(read_image_set(self.ann_file)):
             img_path = osp.join(self.data_prefix["img"], f"{frame_id}.png")
             if not osp.isfile(img_path):
                 raise FileNotFoundError(
                     f"image of frame {frame_id} (listed in {self.ann_file}) not found: {img_path}"
                 )
-            calib = read_calib_file(osp.join(self.data_prefix["calib"], f"{frame_id}.txt"))
+            calib = shared_calib or read_calib_file(
+                osp.join(self.data_prefix["calib"], f"{frame_id}.txt")
+            )
             info = dict(
                 img_path=img_path,
                 img_id=frame_id,

@@ -415,12 +415,15 @@ def evaluate_kitti(
         classes: classes to score (Car, Pedestrian, Cyclist).
     Returns:
         AP in percent under keys ``{class}_{2D|BEV|3D|AOS}_AP{11|40}_{difficulty}_{strict|loose}``
-        (AOS: strict only, and only when no detection has alpha = -10).
+        (AOS: strict only, and only when no detection of the scored classes has alpha = -10;
+        other lines, e.g. DontCare with alpha -10, are ignored for that check).
     """
     _check_annos(gt_annos, dt_annos, classes)
     dt_annos = [d if d.score is not None else KittiObjects.empty(with_score=True) for d in dt_annos]
     flat = _flatten(gt_annos, dt_annos, classes)
-    compute_aos = not np.any(flat.dt_alpha == INVALID_ALPHA)
+    # lines of other types (DontCare carries alpha -10) take no part in AOS
+    scored = np.isin(flat.dt_names, [c.lower() for c in classes])
+    compute_aos = not np.any(flat.dt_alpha[scored] == INVALID_ALPHA)
     results: dict[str, float] = {}
     for class_name in classes:
         for difficulty, difficulty_name in enumerate(DIFFICULTIES):
@@ -448,16 +451,55 @@ def evaluate_kitti(
     return results
 
 
-def evaluate_kitti_folders(
+def count_ground_truth(
+    gt_annos: Sequence[KittiObjects], classes: Sequence[str] = KITTI_CLASSES
+) -> dict[tuple[str, str], int]:
+    """Objects that count (are not ignored) per (class, difficulty) under the protocol."""
+    counts = {}
+    for class_name in classes:
+        for d, difficulty in enumerate(DIFFICULTIES):
+            total = 0
+            for gt in gt_annos:
+                height = gt.bbox[:, 3] - gt.bbox[:, 1]
+                total += int(
+                    (
+                        (np.char.lower(gt.names.astype(str)) == class_name.lower())
+                        & (gt.occluded <= MAX_OCCLUSION[d])
+                        & (gt.truncated <= MAX_TRUNCATION[d])
+                        & (height > MIN_HEIGHT[d])
+                    ).sum()
+                )
+            counts[(class_name, difficulty)] = total
+    return counts
+
+
+def perfect_ap(num_objects: int) -> tuple[float, float]:
+    """(AP40, AP11) in percent that perfect predictions get for ``num_objects`` objects.
+
+    Each true positive fills one of the 41 sampled recall points (1/40 apart), so with
+    fewer than 41 objects the curve stops early: AP40 = 100 (n - 1) / 40 and AP11 = 100
+    (floor((n - 1) / 4) + 1) / 11 (5 objects: 10.0 and 18.18).
+    """
+    if num_objects <= 0:
+        return 0.0, 0.0
+    filled = min(num_objects, NUM_SAMPLE_POINTS)
+    return float(ap_r40(np.arange(NUM_SAMPLE_POINTS) < filled)), float(
+        ap_r11(np.arange(NUM_SAMPLE_POINTS) < filled)
+    )
+
+
+def load_kitti_folders(
     label_dir: str | os.PathLike,
     result_dir: str | os.PathLike,
     split_file: str | os.PathLike | None = None,
-    classes: Sequence[str] = KITTI_CLASSES,
-) -> dict[str, float]:
-    """Score a folder of result files against a folder of label files (``NNNNNN.txt``).
+    score_from_gt: bool = False,
+) -> tuple[list[str], list[KittiObjects], list[KittiObjects], list[str]]:
+    """Frame ids, ground truth, detections and the frames without a result file.
 
     Frames come from ``split_file`` (an ImageSets file) or, without it, every label file. A
-    frame without a result file counts as an image without detections.
+    frame without a result file counts as an image without detections. With
+    ``score_from_gt`` 15-field (label) lines are accepted as results with score 1, so the
+    labels themselves can be scored as a sanity check.
     """
     label_dir, result_dir = Path(label_dir), Path(result_dir)
     if not label_dir.is_dir():
@@ -470,22 +512,37 @@ def evaluate_kitti_folders(
         frame_ids = sorted(p.stem for p in label_dir.glob("*.txt"))
     if not frame_ids:
         raise ValueError(f"no frames to evaluate: {split_file or label_dir} lists none")
-    gt_annos, dt_annos = [], []
+    gt_annos, dt_annos, missing = [], [], []
     for frame_id in frame_ids:
         label_path = label_dir / f"{frame_id}.txt"
         if not label_path.is_file():
             raise FileNotFoundError(f"label file not found: {label_path}")
         gt_annos.append(read_label_file(label_path))
         result_path = result_dir / f"{frame_id}.txt"
-        dt = (
-            read_label_file(result_path)
-            if result_path.is_file()
-            else KittiObjects.empty(with_score=True)
-        )
+        if not result_path.is_file():
+            missing.append(frame_id)
+            dt_annos.append(KittiObjects.empty(with_score=True))
+            continue
+        dt = read_label_file(result_path)
+        if dt.score is None and score_from_gt:
+            dt.score = np.ones(len(dt))
         if dt.score is None and len(dt):
             raise ValueError(
                 f"{result_path}: result lines need 16 fields (the last is the "
-                "score), got label lines with 15"
+                "score), got label lines with 15 (score labels as results with --score-from-gt)"
             )
         dt_annos.append(dt)
+    return frame_ids, gt_annos, dt_annos, missing
+
+
+def evaluate_kitti_folders(
+    label_dir: str | os.PathLike,
+    result_dir: str | os.PathLike,
+    split_file: str | os.PathLike | None = None,
+    classes: Sequence[str] = KITTI_CLASSES,
+    score_from_gt: bool = False,
+) -> dict[str, float]:
+    """Score a folder of result files against a folder of label files (``NNNNNN.txt``);
+    frames and missing result files as in :func:`load_kitti_folders`."""
+    _, gt_annos, dt_annos, _ = load_kitti_folders(label_dir, result_dir, split_file, score_from_gt)
     return evaluate_kitti(gt_annos, dt_annos, classes)

@@ -20,7 +20,8 @@ from ..datasets.kitti_files import (
 )
 from ..structures import rotation_y_to_alpha
 from ..utils.atomic_file import atomic_write_text
-from .kitti_eval import KITTI_CLASSES, evaluate_kitti
+from .kitti_eval import KITTI_CLASSES, count_ground_truth, evaluate_kitti
+from .kitti_summary import format_kitti_summary
 
 
 def _numpy(value) -> np.ndarray:
@@ -149,4 +150,10 @@ class KittiMono3DMetric(BaseMetric):
             logger.info("no labels (test split): result files written, nothing scored")
             return {}
         ground_truth = [read_label_file(r["label_path"]) for r in results]
-        return evaluate_kitti(ground_truth, detections, self.classes)
+        metrics = evaluate_kitti(ground_truth, detections, self.classes)
+        counts = count_ground_truth(ground_truth, self.classes)
+        logger.info(
+            f"KITTI evaluation of {len(results)} images (AP in %):\n"
+            + format_kitti_summary(metrics, counts, self.classes)
+        )
+        return metrics

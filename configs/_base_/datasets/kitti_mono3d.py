@@ -1,5 +1,5 @@
 # KITTI 3D object detection, left colour camera (data/kitti, official layout: training/
-# {image_2,label_2,calib}, ImageSets/{train,val}.txt; see shared docs driving_data.md).
+# {image_2,label_2,calib}, ImageSets/{train,val}.txt; see docs/design/driving_data.md).
 # Train on ImageSets/train.txt (3712 frames), evaluate on ImageSets/val.txt (3769 frames).
 # Input 384 x 1280 (H x W): images (375 x 1242) are resized keeping the ratio and padded.
 # Train: flip 0.5, random shift/zoom (MonoDLE's crop augmentation), photometric distortion.
