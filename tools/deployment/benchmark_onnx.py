@@ -1,0 +1,145 @@
+"""ONNX Runtime (CPU) vs PyTorch eager latency of exported backbones, with parity figures.
+
+    python tools/deployment/benchmark_onnx.py --models lw_plgvit_a lw_plgvit_r nat_tiny \\
+        --shapes 224x224 384x1280 --threads 2 --out docs/onnx_benchmarks.json
+
+Each backbone is exported at each shape (random weights, fp32, static shape) to a temporary
+file. PyTorch runs eager under ``torch.no_grad()`` with ``torch.set_num_threads(threads)`` (NAT
+uses its fused CPU kernel); ONNX Runtime runs the CPU execution provider with
+``intra_op_num_threads=threads``, batch 1. After warm-up, the two sides alternate within every
+round (the side that goes first alternates too), so load from other processes on a shared
+machine hits both sides alike; the JSON holds the median and the minimum per side, their
+ratio, and the max abs / rel difference of the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["lw_plgvit_a", "lw_plgvit_r", "nat_tiny"])
+    parser.add_argument("--shapes", nargs="+", default=["224x224", "384x1280"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds-small", type=int, default=20, help="timed rounds at <= 224^2")
+    parser.add_argument("--rounds-large", type=int, default=6, help="timed rounds above 224^2")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    return parser.parse_args(argv)
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def benchmark(name: str, shape: tuple[int, int], args: argparse.Namespace) -> dict:
+    import torch
+
+    from plgvit_mm.deployment.export_targets import backbone_config, backbone_target
+    from plgvit_mm.deployment.onnx_export import export_onnx
+    from plgvit_mm.deployment.onnx_runtime import compare_outputs, ort_session, run_session
+
+    torch.manual_seed(0)
+    target = backbone_target(backbone_config(name))
+    (image,) = target.example_inputs(*shape)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"
+        export_onnx(
+            target.module, (image,), path, input_names=target.input_names,
+            output_names=target.output_names,
+        )  # fmt: skip
+        session = ort_session(path, threads=args.threads)
+    feed = {session.get_inputs()[0].name: image.numpy()}
+    module = target.module.eval()
+
+    def run_torch():
+        with torch.no_grad():
+            return module(image)
+
+    def run_ort():
+        return session.run(None, feed)
+
+    parity = compare_outputs(run_session(session, [image]), run_torch())
+    for _ in range(args.warmup):
+        run_torch()
+        run_ort()
+    rounds = args.rounds_small if shape[0] * shape[1] <= 224 * 224 else args.rounds_large
+    times = {"pytorch": [], "onnxruntime": []}
+    for index in range(rounds):
+        order = [("pytorch", run_torch), ("onnxruntime", run_ort)]
+        for side, fn in order if index % 2 == 0 else order[::-1]:
+            times[side].append(_timed(fn))
+    med = {side: statistics.median(values) for side, values in times.items()}
+    return {
+        "model": name,
+        "shape": list(shape),
+        "rounds": rounds,
+        "pytorch_ms": {"median": med["pytorch"], "min": min(times["pytorch"])},
+        "onnxruntime_ms": {"median": med["onnxruntime"], "min": min(times["onnxruntime"])},
+        "ratio_median": med["onnxruntime"] / med["pytorch"],
+        "parity": parity.as_dict(),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import onnxruntime
+    import torch
+
+    from plgvit_mm.utils.atomic_file import atomic_write_text
+
+    torch.set_num_threads(args.threads)
+    shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
+    results = []
+    for name in args.models:
+        for shape in shapes:
+            result = benchmark(name, shape, args)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    report = {
+        "command": "python tools/deployment/benchmark_onnx.py " + " ".join(sys.argv[1:]),
+        "method": (
+            "batch 1, fp32, random weights; PyTorch eager (torch.no_grad, torch.set_num_threads("
+            f"{args.threads})) vs ONNX Runtime CPU EP (intra_op_num_threads={args.threads}); "
+            "sides alternate within each round (interleaved) so shared-CPU load hits both; "
+            "ratio = ONNX Runtime median / PyTorch median"
+        ),
+        "environment": {
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpu": cpu_model(),
+            "threads": args.threads,
+        },
+        "results": results,
+    }
+    atomic_write_text(json.dumps(report, indent=2) + "\n", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.exit(main())
