@@ -2,17 +2,23 @@
 
 Precedence: the ``backend=`` argument, then the innermost :func:`na_backend` context, then the
 ``PLGVIT_MM_NA_BACKEND`` environment variable, then ``'auto'`` (the Triton kernel where it
-supports the call, else the fused CPU kernel where it does, else the reference). A named backend
-that cannot serve a call falls back to the reference with a one-time warning saying why.
+supports the call, else the fused CPU kernel where it does, else the reference). Each backend
+lives in its own module behind one signature (:class:`Backend`); :data:`TABLE` lists them. A
+named backend that cannot serve a call falls back to the reference with a one-time warning
+saying why; 'auto' warns once when it skips a backend for the inputs' dtype or head_dim.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 from torch import Tensor
@@ -24,7 +30,7 @@ compiled flex_attention (8x16 tiles)."""
 ENV_VAR = "PLGVIT_MM_NA_BACKEND"
 
 _context_backend: ContextVar[str | None] = ContextVar("plgvit_mm_na_backend", default=None)
-_warned: set[tuple[str, str]] = set()
+_warned: set[tuple[str, str, str]] = set()
 
 
 def check_backend_name(name: str) -> str:
@@ -65,6 +71,54 @@ def needs_grad(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+@dataclass(frozen=True)
+class Backend:
+    """One implementation of :func:`plgvit_mm.ops.na2d`, in its own module of this package.
+
+    The module provides ``unsupported_reason(q, rpb, attn_drop, grad) -> str | None`` (why it
+    cannot serve a call, None when it can) and the call ``function(q, k, v, kernel_size,
+    dilation, rpb, scale, attn_drop) -> Tensor`` on validated inputs.
+    """
+
+    module: str
+    function: str
+
+    @functools.cached_property
+    def _loaded(self) -> ModuleType:
+        return importlib.import_module(f"{__package__}.{self.module}")
+
+    def unsupported_reason(
+        self, q: Tensor, rpb: Tensor | None, attn_drop: float, grad: bool
+    ) -> str | None:
+        return self._loaded.unsupported_reason(q, rpb, attn_drop, grad)
+
+    @property
+    def call(self) -> Callable[..., Tensor]:
+        return getattr(self._loaded, self.function)
+
+
+TABLE: dict[str, Backend] = {
+    "reference": Backend("na2d_reference", "na2d_reference"),
+    "cpu": Backend("na2d_cpu", "na2d_cpu"),
+    "triton": Backend("na2d_triton", "na2d_triton"),
+    "flex": Backend("na2d_flex", "na2d_flex"),
+}
+"""The backends by name (same order as :data:`BACKENDS`)."""
+
+AUTO_ORDER = ("triton", "cpu")
+"""What 'auto' tries, in order, before the reference."""
+
+_QUIET_SKIPS = (
+    "device ",
+    "triton is not installed",
+    "attention dropout",
+    "gradients needed",
+    "extension build failed",
+)
+"""Reasons for which 'auto' skips a backend without a warning: the call is not the backend's
+kind, or the backend warned itself (a failed build); others (dtype, head_dim) warn once."""
+
+
 def unsupported_reason(
     name: str, q: Tensor, rpb: Tensor | None, attn_drop: float, grad: bool | None = None
 ) -> str | None:
@@ -72,38 +126,21 @@ def unsupported_reason(
 
     ``grad``: whether the call needs gradients (None: judged from ``q`` and ``rpb``).
     """
-    if name == "reference":
-        return None
-    if name == "cpu":
-        from . import na2d_cpu
-
-        grad = needs_grad(q, rpb) if grad is None else grad
-        return na2d_cpu.unsupported_reason(q, rpb, attn_drop, grad)
-    if name == "triton":
-        from . import na2d_triton
-
-        return na2d_triton.unsupported_reason(q, rpb, attn_drop)
-    from . import na2d_flex
-
-    return na2d_flex.unsupported_reason(q, rpb, attn_drop)
+    grad = needs_grad(q, rpb) if grad is None else grad
+    return TABLE[name].unsupported_reason(q, rpb, attn_drop, grad)
 
 
-def _implementation(name: str) -> Callable[..., Tensor]:
-    if name == "reference":
-        from .na2d_reference import na2d_reference
-
-        return na2d_reference
-    if name == "cpu":
-        from .na2d_cpu import na2d_cpu
-
-        return na2d_cpu
-    if name == "triton":
-        from .na2d_triton import na2d_triton
-
-        return na2d_triton
-    from .na2d_flex import na2d_flex
-
-    return na2d_flex
+def _warn_once(requested: str, name: str, reason: str, stacklevel: int) -> None:
+    if (requested, name, reason) in _warned:
+        return
+    _warned.add((requested, name, reason))
+    if requested == "auto":
+        message = f"neighborhood-attention backend {name!r} skipped in 'auto' mode ({reason})"
+    else:
+        message = (
+            f"neighborhood-attention backend {name!r} unavailable ({reason}); using 'reference'"
+        )
+    warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 def select_backend(
@@ -111,27 +148,22 @@ def select_backend(
 ) -> tuple[str, Callable[..., Tensor]]:
     """Resolve ``requested`` (a name or ``'auto'``) to the backend that serves this call.
 
-    ``grad``: whether the call needs gradients (None: judged from ``q`` and ``rpb``).
+    ``grad``: whether the call needs gradients (None: judged from ``q`` and ``rpb``). In 'auto'
+    mode a backend skipped for a reason other than the call's device, dropout or gradients
+    (e.g. dtype, head_dim) is warned about once; a named backend that cannot serve the call
+    falls back to the reference with a one-time warning.
     """
+    grad = needs_grad(q, rpb) if grad is None else grad
     if requested == "auto":
-        name = next(
-            (
-                n
-                for n in ("triton", "cpu")
-                if unsupported_reason(n, q, rpb, attn_drop, grad) is None
-            ),
-            "reference",
-        )
-        return name, _implementation(name)
+        for name in AUTO_ORDER:
+            reason = unsupported_reason(name, q, rpb, attn_drop, grad)
+            if reason is None:
+                return name, TABLE[name].call
+            if not reason.startswith(_QUIET_SKIPS):
+                _warn_once("auto", name, reason, stacklevel=2)
+        return "reference", TABLE["reference"].call
     reason = unsupported_reason(requested, q, rpb, attn_drop, grad)
     if reason is None:
-        return requested, _implementation(requested)
-    if (requested, reason) not in _warned:
-        _warned.add((requested, reason))
-        warnings.warn(
-            f"neighborhood-attention backend {requested!r} unavailable ({reason}); "
-            "using 'reference'",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return "reference", _implementation("reference")
+        return requested, TABLE[requested].call
+    _warn_once(requested, requested, reason, stacklevel=2)
+    return "reference", TABLE["reference"].call

@@ -19,8 +19,11 @@ TILE = (8, 16)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def unsupported_reason(q: Tensor, rpb: Tensor | None, attn_drop: float) -> str | None:
-    """Why compiled flex_attention cannot serve this call, or None when it can."""
+def unsupported_reason(
+    q: Tensor, rpb: Tensor | None, attn_drop: float, grad: bool = False
+) -> str | None:
+    """Why compiled flex_attention cannot serve this call, or None when it can (both directions have
+    kernels, so ``grad`` does not matter)."""
     if q.device.type != "cuda":
         return f"device {q.device.type} (needs cuda)"
     if q.dtype not in DTYPES:

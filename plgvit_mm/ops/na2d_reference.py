@@ -65,6 +65,13 @@ def _heads_first(x: Tensor, scale: float | None = None) -> Tensor:
     return x.reshape(batch * heads, height * width, dim)
 
 
+def unsupported_reason(
+    q: Tensor, rpb: Tensor | None, attn_drop: float, grad: bool = False
+) -> str | None:
+    """None: the reference serves every validated call (any device, dtype, dropout, autograd)."""
+    return None
+
+
 def na2d_reference(
     q: Tensor,
     k: Tensor,

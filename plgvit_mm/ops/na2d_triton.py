@@ -44,8 +44,11 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def unsupported_reason(q: Tensor, rpb: Tensor | None, attn_drop: float) -> str | None:
-    """Why the Triton kernels cannot serve this call, or None when they can."""
+def unsupported_reason(
+    q: Tensor, rpb: Tensor | None, attn_drop: float, grad: bool = False
+) -> str | None:
+    """Why the Triton kernels cannot serve this call, or None when they can (both directions have
+    kernels, so ``grad`` does not matter)."""
     if triton is None:
         return "triton is not installed"
     if q.device.type != "cuda" and not _interpreting():

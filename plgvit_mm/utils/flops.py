@@ -104,7 +104,8 @@ def _ancestors(name: str) -> list[str]:
 
 
 def _skipped_kernel(q: Tensor, k: Tensor, v: Tensor, *args, **kwargs) -> Tensor:
-    """Stand-in for ``na2d`` while counting: same output shape, no work (cost added apart)."""
+    """Stand-in for the layer's ``na2d_validated`` while counting: same output shape, no work
+    (the attention cost is added apart)."""
     return v
 
 
@@ -130,7 +131,7 @@ def count_macs(model: nn.Module, inputs: Tensor | tuple[Tensor, ...]) -> MacCoun
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), mock.patch.object(na_module, "na2d", _skipped_kernel):
+        with torch.no_grad(), mock.patch.object(na_module, "na2d_validated", _skipped_kernel):
             analyzer = FlopAnalyzer(model, inputs).clear_op_handles()
             analyzer.set_op_handle(**MAC_OPS).set_op_handle(**dict.fromkeys(NON_MAC_OPS))
             analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)

@@ -757,10 +757,11 @@ def _create_nat(variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
 
 
 def _nat_kwargs(arch: str, table: Mapping[str, dict], dilations: str | None, kwargs: dict) -> dict:
-    args = dict(table[arch], drop_path_rate=_IMAGENET_DROP_PATH[arch])
-    if dilations is not None:
+    """Variant table < caller's kwargs; a DiNAT schedule is tiled over the final depths."""
+    args = {**dict(table[arch], drop_path_rate=_IMAGENET_DROP_PATH[arch]), **kwargs}
+    if dilations is not None and "dilations" not in kwargs:
         args["dilations"] = dinat_dilations(dilations, args["depths"])
-    return {**args, **kwargs}
+    return args
 
 
 @register_model
