@@ -119,9 +119,12 @@ def test_backbone_export_matches_pytorch(family, shape, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["nat", "lw_plgvit"])
 def test_dynamic_export_runs_other_batch_and_size(family, tmp_path):
+    """NAT: symbolic batch, H and W (from the smallest unpadded size); LW-PLG-ViT: batch."""
     torch.manual_seed(0)
     target = backbone_target(SMALL_BACKBONES[family])
-    _export_and_compare(target, [(96, 128), (128, 96)], tmp_path, dynamic=True)
+    side = target.dynamic_min_side
+    second = (side + 32, side + 64) if target.hw_dynamic else (side, side)
+    _export_and_compare(target, [(side, side), second], tmp_path, dynamic=True)
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +201,29 @@ def test_cli_rejects_unsupported_config_type(export_tool, capsys, tmp_path):
                           str(tmp_path / "m.onnx"))  # fmt: skip
     assert code == 2
     assert "model.type 'ImageClassifier' cannot be exported" in err
+
+
+class AdaptiveMaxPool(torch.nn.Module):
+    def __init__(self, size) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        return torch.nn.functional.adaptive_max_pool2d(x, self.size, return_indices=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "shape, size", [((2, 3, 96, 320), 7), ((1, 5, 13, 9), (4, 3)), ((4, 14, 14), 7)]
+)
+def test_adaptive_max_pool_translation_is_exact(shape, size, tmp_path):
+    """Grids that do not divide the map (LW-PLG-ViT's 7 x 7 pooling at driving sizes):
+    values and flat indices equal PyTorch's."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    module = AdaptiveMaxPool(size)
+    path = tmp_path / "pool.onnx"
+    export_onnx(module, (x,), path, input_names=["x"], output_names=["values", "indices"])
+    values, indices = run_session(ort_session(path), [x])
+    want_values, want_indices = module(x)
+    np.testing.assert_array_equal(values, want_values.numpy())
+    np.testing.assert_array_equal(indices, want_indices.numpy())

@@ -67,6 +67,12 @@ def run_export(args: argparse.Namespace) -> dict:
     target = build_target(args)
     shape = tuple(args.shape) if args.shape else target.default_shape
     target.check_shape(*shape)
+    if args.dynamic and target.hw_dynamic and min(shape) < target.dynamic_min_side:
+        raise ValueError(
+            f"--dynamic --shape {shape[0]} {shape[1]}: symbolic H and W start at "
+            f"{target.dynamic_min_side} px for this model (below, NAT levels take the legacy "
+            "padding branch); pass a larger --shape or export smaller inputs statically"
+        )
     inputs = target.example_inputs(*shape)
     module = target.module
     if args.fp16:

@@ -210,6 +210,8 @@ def backbone_target(cfg: dict, checkpoint: str | Path | None = None) -> ExportTa
         module=BackboneGraph(backbone).eval(),
         input_names=("image",),
         output_names=tuple(f"feat{i}" for i in range(n_out)),
+        # PLG-ViT window padding and chunk loops branch on the map size in Python
+        hw_dynamic=cfg["type"] in ("NAT", "DiNAT"),
         dynamic_min_side=unpadded_min_side(backbone),
     )
 
@@ -265,6 +267,7 @@ def config_target(config: str | Path, checkpoint: str | Path | None = None) -> E
             input_names=("image",),
             output_names=("seg_logits",),
             default_shape=(512, 512),
+            hw_dynamic=False,
             image_range=(0.0, 255.0),
         )
     if kind in DETECTOR_TYPES:
@@ -278,6 +281,7 @@ def config_target(config: str | Path, checkpoint: str | Path | None = None) -> E
             input_names=("image",),
             output_names=tuple(f"fpn{i}" for i in range(n_out)),
             default_shape=(800, 1216),
+            hw_dynamic=False,
             image_range=(0.0, 255.0),
         )
     if kind in MONO3D_TYPES:

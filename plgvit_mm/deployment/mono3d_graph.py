@@ -14,7 +14,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .export_targets import ExportTarget, Normalize, _build_openmmlab, _normalize_from, load_weights
+from .export_targets import (
+    ExportTarget,
+    Normalize,
+    _build_openmmlab,
+    _normalize_from,
+    load_weights,
+)
 
 OUTPUT_NAMES = ("labels", "scores", "heatmap_scores", "bboxes_2d", "boxes_3d", "alphas")
 """Graph outputs, each (B, K, ...): class index (int64), score (heatmap peak x depth
@@ -69,4 +75,5 @@ def mono3d_target(cfg, checkpoint: str | Path | None = None) -> ExportTarget:
         default_shape=(384, 1280),
         image_range=(0.0, 255.0),
         extra_inputs=(kitti_like_cam2img,),
+        hw_dynamic=False,
     )

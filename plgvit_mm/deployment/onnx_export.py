@@ -42,10 +42,16 @@ def check_opset(opset: int) -> int:
 
 
 def onnx_translations() -> dict[Callable, Callable]:
-    """Custom-op -> ONNX Script translations passed to ``torch.onnx.export``."""
+    """Op -> ONNX Script translations passed to ``torch.onnx.export``: neighborhood attention
+    and adaptive max pooling of any size (LW-PLG-ViT's global branch)."""
     from plgvit_mm.ops.na2d_onnx import onnx_translations as na2d_translations
 
-    return na2d_translations()
+    from .adaptive_pool_onnx import adaptive_max_pool2d_onnx
+
+    return {
+        **na2d_translations(),
+        torch.ops.aten.adaptive_max_pool2d.default: adaptive_max_pool2d_onnx,
+    }
 
 
 def non_default_nodes(model) -> list[str]:
