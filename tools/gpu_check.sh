@@ -176,10 +176,12 @@ stage_bench() {
     local py status=0 device=(--device cuda --amp) sizes=(--warmup 2 --repeats 10 --batch 2)
     local det_shape=(--shape 800 1216) seg_shape=(--shape 512 512)
     local na=(--device cuda --dtype bfloat16 --inputs 800x1216 224x224 --repeats 20)
+    local limits=(100 70 130)  # seconds: detection, segmentation, NA (5 minutes in all)
     py=$(stage_python)
     if ((DRY_RUN)); then
         device=(--device cpu) sizes=(--warmup 1 --repeats 1 --batch 1)
         det_shape=(--shape 64 64) seg_shape=(--shape 64 64) na=(--device cpu --quick --repeats 1)
+        limits=(900 900 600)
     fi
     local det=(configs/maskrcnn_lwplgvit_a_coco.py configs/maskrcnn_nat_tiny_coco.py
         mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py
@@ -188,11 +190,11 @@ stage_bench() {
         mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py
         mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py)
     log "training benchmark with $py"
-    timeout 110 "$py" tools/analysis_tools/benchmark_train.py "${device[@]}" "${sizes[@]}" \
+    timeout "${limits[0]}" "$py" tools/analysis_tools/benchmark_train.py "${device[@]}" "${sizes[@]}" \
         --task det --configs "${det[@]}" "${det_shape[@]}" --json "$OUT_DIR/bench_det.json" \
         2>&1 | tee "$OUT_DIR/bench_det.log"
     ((PIPESTATUS[0] == 0)) || { log "detection benchmark failed"; status=1; }
-    timeout 80 "$py" tools/analysis_tools/benchmark_train.py "${device[@]}" "${sizes[@]}" \
+    timeout "${limits[1]}" "$py" tools/analysis_tools/benchmark_train.py "${device[@]}" "${sizes[@]}" \
         --task seg --configs "${seg[@]}" "${seg_shape[@]}" --json "$OUT_DIR/bench_seg.json" \
         2>&1 | tee "$OUT_DIR/bench_seg.log"
     ((PIPESTATUS[0] == 0)) || { log "segmentation benchmark failed"; status=1; }
@@ -203,7 +205,7 @@ stage_bench() {
             mv "$ROOT/docs/benchmarks_train_cuda.json.tmp" "$ROOT/docs/benchmarks_train_cuda.json"
     fi
     log "neighborhood-attention benchmark (flex measured in the same run)"
-    timeout 100 "$py" tools/analysis_tools/benchmark_na.py "${na[@]}" \
+    timeout "${limits[2]}" "$py" tools/analysis_tools/benchmark_na.py "${na[@]}" \
         --json "$OUT_DIR/na_${device[1]}.json" 2>&1 | tee "$OUT_DIR/na.log"
     ((PIPESTATUS[0] == 0)) || { log "NA benchmark failed"; status=1; }
     return $status
