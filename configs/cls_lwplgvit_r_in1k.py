@@ -24,4 +24,6 @@ _base_ = [
     "./_base_/cls_runtime.py",
 ]
 
-model = dict(backbone=dict(type="LWPLGViT", arch="r", drop_path_rate=0.1), head=dict(in_channels=384))
+model = dict(
+    backbone=dict(type="LWPLGViT", arch="r", drop_path_rate=0.1), head=dict(in_channels=384)
+)

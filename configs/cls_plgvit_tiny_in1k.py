@@ -23,4 +23,6 @@ _base_ = [
     "./_base_/cls_runtime.py",
 ]
 
-model = dict(backbone=dict(type="PLGViT", arch="tiny", drop_path_rate=0.2), head=dict(in_channels=512))
+model = dict(
+    backbone=dict(type="PLGViT", arch="tiny", drop_path_rate=0.2), head=dict(in_channels=512)
+)

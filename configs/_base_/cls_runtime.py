@@ -6,8 +6,14 @@
 _base_ = ["./default_runtime.py"]
 
 default_scope = "mmpretrain"
+# the ImageNet dataset and checked loader need mmcv and mmpretrain only (not mmdet)
 custom_imports = dict(
-    imports=["plgvit_mm", "plgvit_mm.datasets.checked_imagenet"], allow_failed_imports=False
+    imports=[
+        "plgvit_mm",
+        "plgvit_mm.datasets.checked_loading",
+        "plgvit_mm.datasets.checked_imagenet",
+    ],
+    allow_failed_imports=False,
 )
 default_hooks = dict(
     logger=dict(type="LoggerHook", interval=100),

@@ -24,7 +24,9 @@ def class_colour(index: int, num_classes: int) -> tuple[int, int, int]:
     return round(r * 255), round(g * 255), round(b * 255)
 
 
-def synthetic_image(label: int, num_classes: int, size: int, rng: np.random.Generator) -> Image.Image:
+def synthetic_image(
+    label: int, num_classes: int, size: int, rng: np.random.Generator
+) -> Image.Image:
     """One ``size`` x ``size`` RGB image of class ``label``."""
     image = rng.normal(128, 20, (size, size, 3)).clip(0, 255)
     radius = rng.uniform(0.15, 0.35) * size

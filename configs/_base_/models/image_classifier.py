@@ -7,14 +7,13 @@
 # Targets: Mixup (alpha 0.8) or CutMix (alpha 1.0), one of the two per batch (timm's switch
 # probability 0.5), with label smoothing 0.1 (DeiT / Swin / NAT).
 # A config sets model.backbone (type, arch, drop_path_rate) and model.head.in_channels.
-num_classes = 1000
 model = dict(
     type="ImageClassifier",
     backbone=dict(out_indices=(3,), init_cfg=None),
     neck=dict(type="GlobalAveragePooling"),
     head=dict(
         type="LinearClsHead",
-        num_classes=num_classes,
+        num_classes=1000,  # ImageNet-1k; equal to the dataset's num_classes
         init_cfg=dict(type="TruncNormal", layer="Linear", std=0.02, bias=0.0),
         loss=dict(type="LabelSmoothLoss", label_smooth_val=0.1, mode="original"),
         cal_acc=False,
