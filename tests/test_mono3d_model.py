@@ -441,3 +441,19 @@ def test_config_builds_model_and_pipelines(name):
         with torch.no_grad():
             outs = model._forward(torch.randn(1, 3, 64, 192))
         assert outs["heatmap"].shape == (1, 3, 16, 48)
+
+
+def test_demo_config_builds_and_runs_at_its_input_size():
+    from mmengine.dataset import Compose
+
+    cfg = Config.fromfile(str(CONFIGS / "demo" / "mono3d_lwplgvit_a_synthetic.py"))
+    width, height = cfg.input_size
+    assert cfg.train_cfg.type == "IterBasedTrainLoop" and cfg.val_cfg is None
+    assert cfg.test_evaluator.type == "KittiMono3DMetric"
+    Compose(cfg.train_pipeline)
+    model = MODELS.build(cfg.model)
+    assert model.neck.coord_channels and model.bbox_head.box_coder.reference_focal is None
+    model.eval()
+    with torch.no_grad():
+        outs = model._forward(torch.randn(1, 3, height, width))
+    assert outs["heatmap"].shape == (1, 3, height // 4, width // 4)
