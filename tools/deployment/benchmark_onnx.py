@@ -8,14 +8,16 @@ file. PyTorch runs eager under ``torch.no_grad()`` with ``torch.set_num_threads(
 uses its fused CPU kernel); ONNX Runtime runs the CPU execution provider with
 ``intra_op_num_threads=threads``, batch 1. After warm-up, the two sides alternate within every
 round (the side that goes first alternates too), so load from other processes on a shared
-machine hits both sides alike; the JSON holds the median and the minimum per side, their
-ratio, and the max abs / rel difference of the outputs.
+machine hits both sides alike; the JSON (rewritten after every model and shape, ``complete``
+once all ran) holds the median and the minimum per side, their ratio, the max abs / rel
+difference of the outputs, and the machine's 1-minute load average when it was written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -105,10 +107,7 @@ def cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import onnxruntime
     import torch
-
-    from plgvit_mm.utils.atomic_file import atomic_write_text
 
     torch.set_num_threads(args.threads)
     shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
@@ -118,6 +117,17 @@ def main(argv: list[str] | None = None) -> int:
             result = benchmark(name, shape, args)
             print(json.dumps(result), flush=True)
             results.append(result)
+            write_report(args, results, done=len(results) == len(args.models) * len(shapes))
+    return 0
+
+
+def write_report(args: argparse.Namespace, results: list[dict], done: bool) -> None:
+    """The JSON report of the results so far (rewritten atomically after each model/shape)."""
+    import onnxruntime
+    import torch
+
+    from plgvit_mm.utils.atomic_file import atomic_write_text
+
     report = {
         "command": "python tools/deployment/benchmark_onnx.py " + " ".join(sys.argv[1:]),
         "method": (
@@ -133,11 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             "machine": platform.machine(),
             "cpu": cpu_model(),
             "threads": args.threads,
+            "load_average_1min": os.getloadavg()[0],
         },
+        "complete": done,
         "results": results,
     }
     atomic_write_text(json.dumps(report, indent=2) + "\n", args.out)
-    return 0
 
 
 if __name__ == "__main__":
