@@ -124,3 +124,9 @@ def test_default_configs_exist_from_any_directory_and_amp_needs_cuda(monkeypatch
                 assert benchmark_train.display_name(config).startswith("configs/")
     with pytest.raises(SystemExit):
         benchmark_train.main(["--task", "det", "--amp"])
+
+
+def test_the_docs_generator_knows_this_report_schema():
+    import make_benchmark_docs
+
+    assert make_benchmark_docs.TRAIN_SCHEMA == benchmark_train.SCHEMA

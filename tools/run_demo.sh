@@ -15,7 +15,7 @@
 # folder under data/), DEMO_DATA_SEED (0), DEMO_TEST_SEED (1), DEMO_SEED (training seed, the
 # config's 0), DEMO_ITERS (the config's 1250), DEMO_RECORD (a JSON file, e.g.
 # docs/demo_runs.json, to which this run is added with the median and range of all its runs),
-# SKIP_INSTALL=1.
+# PYTHON (default .venv/bin/python), SKIP_INSTALL=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +25,7 @@ WORK_DIR="${DEMO_WORK_DIR:-work_dirs/demo}"
 DATA_SEED="${DEMO_DATA_SEED:-0}"
 TEST_SEED="${DEMO_TEST_SEED:-1}"
 TRAIN_SEED="${DEMO_SEED:-0}"
-PY="$ROOT/.venv/bin/python"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
 MAP_BAR=0.6
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
@@ -53,10 +53,12 @@ overrides=(train_dataloader.dataset.data_root="$DATA/" test_dataloader.dataset.d
            test_dataloader.dataset.data_prefix.img=test2017/
            test_evaluator.ann_file="$DATA/annotations/instances_test2017.json"
            randomness.seed="$TRAIN_SEED")
-if [ -n "${DEMO_ITERS:-}" ]; then
+if [ -n "${DEMO_ITERS:-}" ]; then  # warm-up: the config's 100 iterations, half of a short run
   iterations="$DEMO_ITERS"
+  warmup=$(( DEMO_ITERS < 200 ? DEMO_ITERS / 2 : 100 ))
   overrides+=(train_cfg.max_iters="$DEMO_ITERS" default_hooks.checkpoint.interval="$DEMO_ITERS"
-              param_scheduler.1.T_max="$((DEMO_ITERS - 100))" param_scheduler.1.end="$DEMO_ITERS")
+              param_scheduler.0.end="$warmup" param_scheduler.1.begin="$warmup"
+              param_scheduler.1.T_max="$((DEMO_ITERS - warmup))" param_scheduler.1.end="$DEMO_ITERS")
 fi
 
 echo "[demo] == train $CONFIG for $iterations iterations (CPU; progress and ETA every 20) =="

@@ -24,11 +24,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from benchmark_backbones import MODELS, SCHEMA  # noqa: E402
-from benchmark_train import SCHEMA as TRAIN_SCHEMA  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
 
+TRAIN_SCHEMA = "plgvit_mm.benchmark_train/1"
+"""Schema of benchmark_train.py's reports (read without importing mmdet/mmseg)."""
 BUSY_LOADAVG = 1.0
 """A 1-minute load average above this at the start means the CPU was shared."""
 RERUN = (
