@@ -16,6 +16,7 @@ missing and how to go on:
 
 from __future__ import annotations
 
+import os
 import os.path as osp
 from collections.abc import Iterator
 from typing import Any
@@ -190,6 +191,7 @@ def fetch_url_checkpoint(url: str) -> str | None:
     if osp.isfile(cached):
         return None
     try:
+        os.makedirs(osp.dirname(cached), exist_ok=True)
         torch.hub.download_url_to_file(url, cached, progress=True)
     except Exception as err:  # noqa: BLE001  (offline: URLError, timeouts, HTTP errors)
         return "\n".join(
