@@ -7,8 +7,10 @@
 #   bash tools/run_demo_mono3d.sh            # or: make demo-mono3d
 #
 # Data (python -m plgvit_mm.datasets.synthetic_kitti): 600 train, 80 val and 120 test frames,
-# each split with its own seed (0, 1, 2) and ids; the recipe was chosen on val, the demo
-# reports test. The timer covers training and evaluation (not the install or the data).
+# each split with its own seed (0, 1, 2) and ids; compare recipes on val (DEMO_SPLIT=val), the
+# demo reports test. The timer covers training and evaluation (not the install or the data).
+# On cores shared with other jobs use DEMO_THREADS=1: two threads that wait on each other
+# while one is descheduled make every iteration several times slower.
 # Writes docs/demo_mono3d.json (every evaluator metric plus wall_s, iterations, threads,
 # train_size, ...) and docs/figures/demo_mono3d.png (test frames: image with projected 3D
 # boxes and bird's-eye view; ground truth green, predictions in class colours).
