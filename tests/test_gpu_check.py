@@ -53,6 +53,27 @@ def test_bad_arguments_name_what_is_expected(tmp_path, args, message):
     assert message in result.stderr + result.stdout
 
 
+def test_install_rejects_a_malformed_cuda_arch(tmp_path):
+    """--mmcv-wheel stops at the architecture check, before touching any environment."""
+    result = subprocess.run(
+        ["bash", str(REPO / "tools" / "install.sh"), "--mmcv-wheel", str(tmp_path / "dist")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(
+            os.environ,
+            PLGVIT_MM_CUDA_ARCH="sm_90",
+            PLGVIT_MM_PYTHON=sys.executable,
+            PLGVIT_MM_CACHE=str(tmp_path / "cache"),
+        ),
+    )
+    assert result.returncode != 0
+    assert "PLGVIT_MM_CUDA_ARCH='sm_90': expected a compute capability MAJOR.MINOR" in (
+        result.stderr
+    )
+    assert not (tmp_path / "dist").exists() and not (tmp_path / "cache").exists()
+
+
 def test_losses_are_read_from_every_run_and_judged_by_thirds(tmp_path):
     helper = _helper()
     first, second = tmp_path / "20260101_000000", tmp_path / "20260101_000100"
