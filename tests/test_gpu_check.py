@@ -1,6 +1,7 @@
 """tools/gpu_check.sh and its Python half: argument errors, the report helpers, and (slow) the
-smoke stage's whole pipeline as a CPU dry run: generated data, three tools/train.py --amp runs
-with --resume, the CUDA-test selection and the AMP check, and the JSON report's schema."""
+smoke stage's whole pipeline as a CPU dry run: generated data, three tools/train.py runs with
+--resume (float32 on the CPU), the CUDA-test selection and the AMP check, and the JSON report's
+schema."""
 
 from __future__ import annotations
 
