@@ -14,8 +14,6 @@ Tensors are channels-last (B, H, W, C) inside; dense outputs are NCHW at strides
 Official, mmdet/mmseg and HuggingFace checkpoints convert through :func:`convert_state_dict`.
 """
 
-from __future__ import annotations
-
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence

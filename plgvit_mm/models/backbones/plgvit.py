@@ -20,8 +20,6 @@ LW-PLG-ViT-A/-R (``LW_ARCHS``) are THIS PROJECT'S CALIBRATION, not the paper's T
 not public here); the readings and the calibration are in docs/design/plgvit.md.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
