@@ -241,7 +241,7 @@ class Mono3DBoxCoder:
         depth, alpha = gathered["depth"], gathered["alpha"]
         decoded = self.decode_objects(
             labels,
-            torch.stack([xs, ys], -1),
+            torch.stack([xs, ys.to(xs.dtype)], -1),
             gathered["offset_3d"],
             gathered["offset_2d"],
             gathered["size_2d"],
