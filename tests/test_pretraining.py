@@ -541,10 +541,11 @@ train_cfg = dict(max_iters=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
 """
 
+# the mono 3D configs start from init_cfg=None (their header says how to set the weights)
 MONO3D_TINY = """
 _base_ = ['{base}']
 data_root = '{root}/'
-model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='{checkpoint}')))
+model = dict(backbone=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='{checkpoint}')))
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(
     data_root=data_root))
 val_dataloader = val_cfg = val_evaluator = None
