@@ -135,6 +135,11 @@ def test_mono3d_export_decodes_like_pytorch(repo_root, tmp_path, ort_inference_t
 
     import cv2
 
+    cfg = Config.fromfile(config)  # the test pipeline resizes and pads to the exported size
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step["type"] in ("Mono3DResize", "Pad"):
+            step["scale" if step["type"] == "Mono3DResize" else "size"] = (320, 96)
+    cfg.dump(config)
     image = tmp_path / "000000.png"
     cv2.imwrite(str(image), np.full((120, 400, 3), 90, np.uint8))
     calib = "721.5 0 200 44.9 0 721.5 60 0.2 0 0 1 0.003"
