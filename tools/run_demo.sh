@@ -70,16 +70,17 @@ echo "[demo] == evaluate $checkpoint on the held-out test split (CocoMetric) =="
   --metrics-out "$WORK_DIR/metrics.json" --cfg-options "${overrides[@]}"
 elapsed=$(( $(date +%s) - start ))
 
-echo "[demo] == picture of predictions =="
-picture="$WORK_DIR/prediction.png"
-"$PY" tools/image_demo.py "$DATA/test2017/000000000001.png" "$CONFIG" "$checkpoint" \
-  --out "$picture" --score-thr 0.5 --cfg-options "${overrides[@]}"
-
 if [ -n "${DEMO_RECORD:-}" ]; then
   "$PY" tools/analysis_tools/record_demo_run.py "$DEMO_RECORD" --metrics "$WORK_DIR/metrics.json" \
     --data "$DATA" --iterations "$iterations" --seed "$TRAIN_SEED" --wall-s "$elapsed" \
     --loadavg-start "$loadavg_start"
 fi
+
+echo "[demo] == picture of predictions =="
+picture="$WORK_DIR/prediction.png"
+"$PY" tools/image_demo.py "$DATA/test2017/000000000001.png" "$CONFIG" "$checkpoint" \
+  --out "$picture" --score-thr 0.5 --cfg-options "${overrides[@]}"
+
 
 "$PY" - "$WORK_DIR/metrics.json" "$MAP_BAR" "$elapsed" "$checkpoint" "$picture" "$WORK_DIR" <<'PYEOF'
 import json
