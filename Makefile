@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 SOURCES := plgvit_mm tools tests configs
 
-.PHONY: install test test-fast demo lint format
+.PHONY: install test test-fast demo demo-mono3d lint format onnx-benchmark
 
 install:
 	bash tools/install.sh
@@ -18,6 +18,10 @@ test-fast: install
 demo: install
 	bash tools/run_demo.sh
 
+# mono 3D LW-PLG-ViT-A trained on generated KITTI-format scenes, KITTI AP on held-out frames
+demo-mono3d: install
+	bash tools/run_demo_mono3d.sh
+
 lint: install
 	.venv/bin/ruff check $(SOURCES)
 	.venv/bin/ruff format --check $(SOURCES)
@@ -25,3 +29,7 @@ lint: install
 format: install
 	.venv/bin/ruff format $(SOURCES)
 	.venv/bin/ruff check --fix $(SOURCES)
+
+# ONNX Runtime vs PyTorch eager latency of the exported backbones (docs/onnx_benchmarks.json)
+onnx-benchmark: install
+	$(PY) tools/deployment/benchmark_onnx.py --models lw_plgvit_a lw_plgvit_r nat_tiny --shapes 224x224 384x1280 --threads 2 --out docs/onnx_benchmarks.json
