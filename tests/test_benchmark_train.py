@@ -55,6 +55,7 @@ def test_segmentation_batch_labels_the_shapes():
     assert torch.equal(label_map, expected) and int(label_map.max()) >= 1
 
 
+@pytest.mark.slow
 def test_one_timed_iteration_updates_the_weights():
     trainee, task = benchmark_train.build_trainee(UPERNET_R, torch.device("cpu"), amp=False)
     assert task == "seg" and trainee.model.training
@@ -69,6 +70,7 @@ def test_one_timed_iteration_updates_the_weights():
     assert 3 * fp32_mib <= benchmark_train.state_mib(trainee) < 3.1 * fp32_mib
 
 
+@pytest.mark.slow
 def test_report_against_the_mmdet_r50_config(tmp_path):
     out = tmp_path / "train.json"
     report = benchmark_train.main(
@@ -115,6 +117,7 @@ def test_a_config_of_the_other_task_is_refused():
         benchmark_train.main(["--task", "det", "--configs", UPERNET_R, "--shape", "64", "64"])
 
 
+@pytest.mark.slow
 def test_default_configs_exist_from_any_directory_and_amp_needs_cuda(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for task, configs in benchmark_train.DEFAULT_CONFIGS.items():

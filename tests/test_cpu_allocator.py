@@ -39,6 +39,7 @@ def _faults(mode: str) -> tuple[str, list[int]]:
     return out[0], [int(n) for n in out[1:]]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc malloc only"
 )

@@ -406,6 +406,7 @@ def test_module_rejects_bad_configuration():
 
 
 # ---------------------------------------------------------------- memory
+@pytest.mark.slow
 def test_nat_tiny_stage1_800x1216_forward_fits_2gib():
     """NAT-Tiny stage 1 at 800x1216 (200x304 tokens, 2 heads x 32, k=7, B=1), no autograd."""
     script = textwrap.dedent(

@@ -34,6 +34,7 @@ def _inputs(batch, height, width, heads, dim, kernel, dtype, device="cpu", seed=
     return [t.to(device=device, dtype=dtype).requires_grad_() for t in (*qkv, rpb)]
 
 
+@pytest.mark.slow
 def test_triton_kernels_in_interpreter_match_reference():
     script = textwrap.dedent(
         f"""

@@ -51,6 +51,7 @@ def test_runs_on_other_data_or_incomplete_runs_are_refused(tmp_path):
     assert len(json.loads(path.read_text())["runs"]) == 1
 
 
+@pytest.mark.slow
 def test_command_line_reads_the_metrics_and_the_manifest(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
