@@ -108,13 +108,16 @@ def test_timm_classifier_state_dict_final_norm_becomes_last_output_norm(tmp_path
 
 @pytest.mark.slow
 def test_mmpretrain_image_classifier_checkpoint_loads(tmp_path):
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
 
-    classifier = ImageClassifier(
-        backbone=dict(type="LWPLGViT", arch="r", out_indices=(3,)),
-        neck=dict(type="GlobalAveragePooling"),
-        head=dict(type="LinearClsHead", num_classes=10, in_channels=384),
-    )
+    # an earlier test may have left another default scope (e.g. mmdet) in place
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        classifier = ImageClassifier(
+            backbone=dict(type="LWPLGViT", arch="r", out_indices=(3,)),
+            neck=dict(type="GlobalAveragePooling"),
+            head=dict(type="LinearClsHead", num_classes=10, in_channels=384),
+        )
     path = _save({"meta": {"epoch": 1}, "state_dict": classifier.state_dict()}, tmp_path / "e.pth")
     model = MODELS.build(
         dict(type="LWPLGViT", arch="r", init_cfg=dict(type="Pretrained", checkpoint=path))
