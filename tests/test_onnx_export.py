@@ -17,7 +17,10 @@ pytest.importorskip("onnxscript")
 
 import onnx  # noqa: E402
 
-from plgvit_mm.deployment.export_targets import backbone_target  # noqa: E402
+from plgvit_mm.deployment.export_targets import (  # noqa: E402
+    DYNAMIC_EXAMPLE_BATCH,
+    backbone_target,
+)
 from plgvit_mm.deployment.onnx_export import export_onnx, non_default_nodes  # noqa: E402
 from plgvit_mm.deployment.onnx_runtime import (  # noqa: E402
     PARITY_TOLERANCE,
@@ -78,7 +81,7 @@ SMALL_BACKBONES = {
 
 def _export_and_compare(target, shapes, tmp_path, dynamic=False):
     path = tmp_path / "model.onnx"
-    inputs = target.example_inputs(*shapes[0])
+    inputs = target.example_inputs(*shapes[0], batch=DYNAMIC_EXAMPLE_BATCH if dynamic else 1)
     model = export_onnx(
         target.module,
         inputs,
@@ -117,11 +120,6 @@ def test_backbone_export_matches_pytorch(family, shape, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the exported graph keeps the example's batch (torch.export specialises "
-    "it: NAT fails with a batch guard, LW-PLG-ViT's graph rejects batch 2 in ONNX Runtime)",
-)
 @pytest.mark.parametrize("family", ["nat", "lw_plgvit"])
 def test_dynamic_export_runs_other_batch_and_size(family, tmp_path):
     """NAT: symbolic batch, H and W (from the smallest unpadded size); LW-PLG-ViT: batch."""

@@ -20,7 +20,10 @@ pytest.importorskip("mmseg")
 
 from mmengine.config import Config  # noqa: E402
 
-from plgvit_mm.deployment.export_targets import config_target  # noqa: E402
+from plgvit_mm.deployment.export_targets import (  # noqa: E402
+    DYNAMIC_EXAMPLE_BATCH,
+    config_target,
+)
 from plgvit_mm.deployment.onnx_export import export_onnx, non_default_nodes  # noqa: E402
 from plgvit_mm.deployment.onnx_runtime import (  # noqa: E402
     PARITY_TOLERANCE,
@@ -60,24 +63,31 @@ def _small_config(repo_root, name: str, tmp_path, **model_overrides) -> str:
     return str(path)
 
 
-def _export_and_compare(target, tmp_path, shape):
+def _export_and_compare(target, tmp_path, shape, dynamic=False):
+    """Export at ``shape`` (symbolic batch if ``dynamic``), compare batch 1 (and 3 if dynamic);
+    returns the path and the batch-1 outputs of ONNX Runtime and PyTorch."""
     path = tmp_path / "model.onnx"
-    inputs = target.example_inputs(*shape)
+    inputs = target.example_inputs(*shape, batch=DYNAMIC_EXAMPLE_BATCH if dynamic else 1)
     model = export_onnx(
         target.module, inputs, path, input_names=target.input_names,
         output_names=target.output_names,
+        dynamic_shapes=target.dynamic_shapes(hw=False) if dynamic else None,
     )  # fmt: skip
     assert non_default_nodes(model) == []
     session = ort_session(path, threads=2)
-    inputs = target.example_inputs(*shape, seed=3)
-    got, want = run_session(session, inputs), torch_outputs(target.module, inputs)
-    parity = compare_outputs(got, want)
-    assert parity.max_rel <= PARITY_TOLERANCE, parity
-    return path, got, want
+    runs = []
+    for batch in (1, 3) if dynamic else (1,):
+        inputs = target.example_inputs(*shape, batch=batch, seed=3)
+        got, want = run_session(session, inputs), torch_outputs(target.module, inputs)
+        parity = compare_outputs(got, want)
+        assert parity.max_rel <= PARITY_TOLERANCE, (batch, parity)
+        runs.append((got, want))
+    return path, *runs[0]
 
 
 def test_upernet_segmentor_export(repo_root, tmp_path):
-    """Image -> per-pixel logits at the input size; SyncBN reverted to BN; checkpoint loaded."""
+    """Image -> per-pixel logits at the input size; SyncBN reverted to BN; checkpoint loaded;
+    symbolic batch (1 and 3 run)."""
     config = _small_config(
         repo_root, "upernet_lwplgvit_a_cityscapes.py", tmp_path,
         decode_head=dict(in_channels=SMALL_CHANNELS, channels=32),
@@ -93,7 +103,7 @@ def test_upernet_segmentor_export(repo_root, tmp_path):
         target.module.segmentor.decode_head.conv_seg.weight,
         first.module.segmentor.decode_head.conv_seg.weight,
     )
-    _, got, _ = _export_and_compare(target, tmp_path, (96, 160))
+    _, got, _ = _export_and_compare(target, tmp_path, (96, 160), dynamic=True)
     num_classes = target.module.segmentor.decode_head.num_classes
     assert got[0].shape == (1, num_classes, 96, 160)
 
@@ -119,8 +129,8 @@ def ort_inference_tool(repo_root):
 
 
 def test_mono3d_export_decodes_like_pytorch(repo_root, tmp_path, ort_inference_tool):
-    """Image + cam2img -> top-k boxes decoded in the graph (the box coder's decode_batch); the
-    picture tool runs the exported graph on an image."""
+    """Image + cam2img -> top-k boxes decoded in the graph (the box coder's decode_batch), with a
+    symbolic batch (1 and 3 run); the picture tool runs the exported graph on an image."""
     config = _small_config(
         repo_root, "mono3d_lwplgvit_a_kitti.py", tmp_path,
         neck=dict(out_channels=16), bbox_head=dict(in_channels=16, feat_channels=16),
@@ -128,7 +138,7 @@ def test_mono3d_export_decodes_like_pytorch(repo_root, tmp_path, ort_inference_t
     torch.manual_seed(0)
     target = config_target(config)
     assert target.input_names == ("image", "cam2img")
-    path, got, want = _export_and_compare(target, tmp_path, (96, 320))
+    path, got, want = _export_and_compare(target, tmp_path, (96, 320), dynamic=True)
     topk = target.module.topk
     assert got[0].shape == (1, topk) and got[4].shape == (1, topk, 7)
     np.testing.assert_array_equal(got[0], want[0].numpy())  # labels

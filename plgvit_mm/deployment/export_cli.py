@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .export_targets import ExportTarget, backbone_config, backbone_target, config_target
+from .export_targets import (
+    DYNAMIC_EXAMPLE_BATCH,
+    ExportTarget,
+    backbone_config,
+    backbone_target,
+    config_target,
+)
 from .onnx_export import Float16Module, check_opset, export_onnx
 from .onnx_runtime import (
     FP16_PARITY_TOLERANCE,
@@ -73,7 +79,7 @@ def run_export(args: argparse.Namespace) -> dict:
             f"{target.dynamic_min_side} px for this model (below, NAT levels take the legacy "
             "padding branch); pass a larger --shape or export smaller inputs statically"
         )
-    inputs = target.example_inputs(*shape)
+    inputs = target.example_inputs(*shape, batch=DYNAMIC_EXAMPLE_BATCH if args.dynamic else 1)
     module = target.module
     if args.fp16:
         module = Float16Module(copy.deepcopy(target.module)).eval()

@@ -26,6 +26,9 @@ DETECTOR_TYPES = ("MaskRCNN", "FasterRCNN", "CascadeRCNN")
 MONO3D_TYPES = ("Mono3DDetector",)
 MIN_IMAGE_SIDE = 32
 """Smallest input side of every backbone (four stride-2 stages after a stride-2 stem...)."""
+DYNAMIC_EXAMPLE_BATCH = 2
+"""Batch of the example a ``--dynamic`` export traces: torch.export specialises every dimension
+of size 1 to a constant, so a batch-1 example would fix the graph's batch at 1."""
 
 
 @dataclass

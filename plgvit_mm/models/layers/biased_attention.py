@@ -24,9 +24,15 @@ def biased_attention(
     (bias + scaled q k^T), softmax, ``bmm``: for PLG-ViT's 49-token windows PyTorch's fused CPU
     kernel (``scaled_dot_product_attention``) is slower there (many small windows, e.g.
     LW-PLG-ViT-A's stride-4 local branch at driving resolutions), and as fast on fewer windows.
-    Elsewhere (CUDA: flash / memory-efficient kernels) it is ``F.scaled_dot_product_attention``.
+    Elsewhere (CUDA: flash / memory-efficient kernels) and under ``torch.compile`` /
+    ``torch.export`` (no branch on the batch size, so it can stay symbolic) it is
+    ``F.scaled_dot_product_attention``.
     """
-    if q.device.type != "cpu" or q.shape[0] * q.shape[1] < bmm_min_batch:
+    if (
+        q.device.type != "cpu"
+        or torch.compiler.is_compiling()
+        or q.shape[0] * q.shape[1] < bmm_min_batch
+    ):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     batch, heads, length, dim = q.shape
     keys = k.shape[2]

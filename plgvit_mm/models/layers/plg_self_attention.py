@@ -59,11 +59,14 @@ class PLGSelfAttention(nn.Module):
 
     def _project_local(self, local: torch.Tensor) -> torch.Tensor:
         """``proj[:, :C_l](local_proj(local)) + proj.bias``; the two matrices are folded into one
-        when there are more tokens than output channels (cheaper at high resolution)."""
+        when there are more tokens than output channels (cheaper at high resolution), and always
+        under ``torch.compile`` / ``torch.export`` (no branch on the token count, so batch and
+        size can stay symbolic)."""
         w_local = self.proj.weight[:, : self.local_dim]
         if self.local_proj is None:
             return F.linear(local, w_local, self.proj.bias)
-        if local.numel() // self.local_dim <= self.proj.out_features:
+        few_tokens = local.numel() // self.local_dim <= self.proj.out_features
+        if not torch.compiler.is_compiling() and few_tokens:
             return F.linear(self.local_proj(local), w_local, self.proj.bias)
         bias = torch.addmv(self.proj.bias, w_local, self.local_proj.bias)
         return F.linear(local, w_local @ self.local_proj.weight, bias)
