@@ -117,3 +117,23 @@ def test_grid_of_frames_with_result_files(tmp_path, capsys):
     green = (picture[:375, :1242] == (60, 200, 60)).all(-1)  # ground truth colour
     car = (picture[:375, :1242] == (0, 140, 255)).all(-1)  # predicted Car colour
     assert green.sum() > 100 and car.sum() > 100
+
+
+def test_colors_writes_a_palette_png_close_to_the_full_picture(tmp_path, capsys):
+    full, palette = tmp_path / "full.png", tmp_path / "palette.png"
+    for out, extra in ((full, []), (palette, ["--colors", "64"])):
+        args = ["--kitti", str(FIXTURE), "--ids", "000007", "--out", str(out), *extra]
+        code, err = run_demo(capsys, *args)
+        assert code == 0, err
+    from PIL import Image
+
+    with Image.open(palette) as image:
+        assert image.mode == "P" and len(image.getcolors(256)) <= 64
+    reference = cv2.imread(str(full)).astype(np.int16)
+    quantised = cv2.imread(str(palette)).astype(np.int16)
+    assert quantised.shape == reference.shape
+    assert np.abs(quantised - reference).mean() < 8  # same picture, fewer colours
+    assert palette.stat().st_size < full.stat().st_size
+    code, err = run_demo(capsys, "--kitti", str(FIXTURE), "--ids", "000007", "--out",
+                         str(tmp_path / "bad.png"), "--colors", "1")  # fmt: skip
+    assert code == 2 and "--colors 1: expected 2 to 256" in err

@@ -49,7 +49,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--device", default="cpu", help="device for inference, e.g. cuda:0")
     parser.add_argument("--score-thr", type=float, default=0.3, help="prediction score cut")
+    parser.add_argument(
+        "--colors",
+        type=int,
+        help="write a palette PNG of at most this many colours (2-256; smaller files for docs)",
+    )
     args = parser.parse_args(argv)
+    if args.colors is not None and not 2 <= args.colors <= 256:
+        parser.error(f"--colors {args.colors}: expected 2 to 256")
     if args.kitti is not None:
         if not args.ids:
             parser.error("--kitti needs --ids")
@@ -210,7 +217,6 @@ def render_grid(root: str, ids: list[str], results: str | None, score_thr: float
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     try:
         if args.kitti is not None:
             picture = render_grid(args.kitti, args.ids, args.results, args.score_thr)
@@ -220,14 +226,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mono3d_demo.py: error: {error}", file=sys.stderr)
         return 2
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    ok, encoded = cv2.imencode(".png", picture)
-    if not ok:
-        raise OSError(f"cannot encode {args.out}")
     from plgvit_mm.utils.atomic_file import atomic_write_bytes
 
-    atomic_write_bytes(encoded.tobytes(), args.out)
+    atomic_write_bytes(encode_png(picture, args.colors), args.out)
     print(f"wrote {args.out} ({picture.shape[1]} x {picture.shape[0]} px)")
     return 0
+
+
+def encode_png(picture: np.ndarray, colors: int | None = None) -> bytes:
+    """PNG bytes of a (H, W, 3) uint8 BGR picture; with ``colors``, a palette PNG of at most
+    that many colours (median cut)."""
+    if colors is None:
+        ok, encoded = cv2.imencode(".png", picture)
+        if not ok:
+            raise OSError("cannot encode the picture as PNG")
+        return encoded.tobytes()
+    import io
+
+    from PIL import Image
+
+    rgb = Image.fromarray(np.ascontiguousarray(picture[..., ::-1]))
+    buffer = io.BytesIO()
+    rgb.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def render_single(args: argparse.Namespace) -> np.ndarray:

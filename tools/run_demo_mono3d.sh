@@ -74,7 +74,7 @@ loadavg_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -1)
 echo "[demo-mono3d] == picture =="
 mapfile -t ids < <(head -n 3 "$DATA/ImageSets/$SPLIT.txt")
 "$PY" tools/mono3d_demo.py --kitti "$DATA" --ids "${ids[@]}" --results "$WORK_DIR/results_$SPLIT" \
-  --score-thr 0.2 --out "$PICTURE"
+  --score-thr 0.2 --colors 128 --out "$PICTURE"
 
 "$PY" - "$WORK_DIR/metrics_$SPLIT.json" "$DATA" "$SPLIT" "$JSON_OUT" "$iterations" "$THREADS" \
   "$start" "$train_end" "$end" "$loadavg_start" "$loadavg_end" "$CONFIG" "$PICTURE" <<'PYEOF'

@@ -43,10 +43,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from plgvit_mm.utils.atomic_file import atomic_write_text
 
-from plgvit_mm.utils.atomic_file import atomic_write_text  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 KITTI_FIXTURE = REPO / "tests" / "data" / "kitti_mini"
 CUDA_SKIP_REASON = re.compile(r"cuda|gpu", re.IGNORECASE)

@@ -152,5 +152,4 @@ def write_report(args: argparse.Namespace, results: list[dict], done: bool) -> N
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     sys.exit(main())
