@@ -11,6 +11,14 @@ round (the side that goes first alternates too), so load from other processes on
 machine hits both sides alike; the JSON (rewritten after every model and shape, ``complete``
 once all ran) holds the median and the minimum per side, their ratio, the max abs / rel
 difference of the outputs, and the machine's 1-minute load average when it was written.
+
+Exporting the large shapes takes minutes and needs no quiet machine; timing does. With
+``--export-dir DIR`` the graphs are kept in DIR (``NAME_HxW.onnx``) and reused by later runs
+(parity is still measured against eager every time); ``--export-only`` stops after exporting::
+
+    python tools/deployment/benchmark_onnx.py --export-dir work_dirs/onnx_bench --export-only
+    python tools/deployment/benchmark_onnx.py --export-dir work_dirs/onnx_bench \\
+        --out docs/onnx_benchmarks.json
 """
 
 from __future__ import annotations
@@ -34,8 +42,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds-small", type=int, default=20, help="timed rounds at <= 224^2")
     parser.add_argument("--rounds-large", type=int, default=6, help="timed rounds above 224^2")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--out", required=True, help="JSON file to write")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", help="JSON file to write (required unless --export-only)")
+    parser.add_argument("--export-dir", help="keep the exported graphs here and reuse them")
+    parser.add_argument(
+        "--export-only", action="store_true", help="export into --export-dir, time nothing"
+    )
+    args = parser.parse_args(argv)
+    if args.export_only and not args.export_dir:
+        parser.error("--export-only needs --export-dir")
+    if not args.export_only and not args.out:
+        parser.error("--out is required (unless --export-only)")
+    return args
+
+
+def exported_graph(target, name: str, image, folder: Path) -> Path:
+    """``folder/NAME_HxW.onnx``, exported now unless it is there already."""
+    from plgvit_mm.deployment.onnx_export import export_onnx
+
+    path = folder / f"{name}_{image.shape[2]}x{image.shape[3]}.onnx"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        export_onnx(
+            target.module, (image,), path, input_names=target.input_names,
+            output_names=target.output_names,
+        )  # fmt: skip
+    return path
 
 
 def _timed(fn) -> float:
@@ -48,18 +79,15 @@ def benchmark(name: str, shape: tuple[int, int], args: argparse.Namespace) -> di
     import torch
 
     from plgvit_mm.deployment.export_targets import backbone_config, backbone_target
-    from plgvit_mm.deployment.onnx_export import export_onnx
     from plgvit_mm.deployment.onnx_runtime import compare_outputs, ort_session, run_session
 
     torch.manual_seed(0)
     target = backbone_target(backbone_config(name))
     (image,) = target.example_inputs(*shape)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{name}.onnx"
-        export_onnx(
-            target.module, (image,), path, input_names=target.input_names,
-            output_names=target.output_names,
-        )  # fmt: skip
+        path = exported_graph(target, name, image, Path(args.export_dir or tmp))
+        if args.export_only:
+            return {"model": name, "shape": list(shape), "exported": str(path)}
         session = ort_session(path, threads=args.threads)
     feed = {session.get_inputs()[0].name: image.numpy()}
     module = target.module.eval()
@@ -116,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         for shape in shapes:
             result = benchmark(name, shape, args)
             print(json.dumps(result), flush=True)
+            if args.export_only:
+                continue
             results.append(result)
             write_report(args, results, done=len(results) == len(args.models) * len(shapes))
     return 0

@@ -1,0 +1,53 @@
+"""tools/deployment/benchmark_onnx.py: export once into --export-dir, time later, JSON report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "deployment" / "benchmark_onnx.py"
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("benchmark_onnx_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_arguments_that_do_not_go_together(tool, capsys):
+    for argv, message in (
+        (["--export-only"], "--export-only needs --export-dir"),
+        (["--models", "lw_plgvit_a"], "--out is required"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            tool.parse_args(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_only_then_timing_reuses_the_graph(tool, tmp_path):
+    folder, out = tmp_path / "graphs", tmp_path / "report.json"
+    common = ["--models", "lw_plgvit_r", "--shapes", "32x64", "--export-dir", str(folder)]
+    assert tool.main([*common, "--export-only"]) == 0
+    (graph,) = folder.iterdir()
+    assert graph.name == "lw_plgvit_r_32x64.onnx" and not out.exists()
+    written = graph.stat().st_mtime_ns
+    timing = ["--rounds-small", "2", "--warmup", "0", "--threads", "1", "--out", str(out)]
+    assert tool.main([*common, *timing]) == 0
+    assert graph.stat().st_mtime_ns == written  # reused, not exported again
+    report = json.loads(out.read_text())
+    assert report["complete"] and report["environment"]["threads"] == 1
+    (result,) = report["results"]
+    assert result["model"] == "lw_plgvit_r" and result["shape"] == [32, 64]
+    assert result["rounds"] == 2 and result["parity"]["max_rel"] <= 1e-4
+    assert result["ratio_median"] == pytest.approx(
+        result["onnxruntime_ms"]["median"] / result["pytorch_ms"]["median"]
+    )
