@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -86,6 +87,23 @@ def test_atomic_write_survives_sigkill_mid_write(tmp_path):
     assert len(leftovers) == 1 and leftovers[0].startswith(".iter_2.pth.")
     atomic_write_bytes(b"new", target)
     assert target.read_bytes() == b"new"
+
+
+def test_atomic_write_leaves_the_permissions_of_a_plain_write(tmp_path):
+    """New files get 0o666 minus the umask (not mkstemp's 0o600); a replaced file keeps its
+    mode."""
+    umask = os.umask(0o022)
+    try:
+        atomic_write_bytes(b"a", tmp_path / "new.bin")
+        with open(tmp_path / "plain.bin", "wb") as handle:
+            handle.write(b"a")
+        assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o644
+        assert (tmp_path / "plain.bin").stat().st_mode == (tmp_path / "new.bin").stat().st_mode
+        (tmp_path / "new.bin").chmod(0o640)
+        atomic_write_bytes(b"b", tmp_path / "new.bin")
+        assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)
 
 
 UPERNET_TINY = """

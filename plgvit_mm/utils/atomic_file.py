@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import stat
 import tempfile
 from pathlib import Path
 
@@ -30,10 +31,22 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def _file_mode(path: str) -> int:
+    """Permission bits for ``path``: those of the file it replaces, else what ``open`` would
+    give a new file (0o666 minus the umask; the temporary file itself starts at 0o600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     """Write ``data`` to ``path`` so that a crash at any moment leaves either the previous file
-    or the complete new one. The temporary file (``.NAME.XXXX.partial`` in the same directory)
-    is removed on error; after a SIGKILL it may remain and is safe to delete."""
+    or the complete new one, with the permissions a plain ``open(path, 'wb')`` would leave. The
+    temporary file (``.NAME.XXXX.partial`` in the same directory) is removed on error; after a
+    SIGKILL it may remain and is safe to delete."""
     path = osp.abspath(os.fspath(path))
     directory = osp.dirname(path)
     os.makedirs(directory, exist_ok=True)
@@ -42,6 +55,7 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     )
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _file_mode(path))
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
