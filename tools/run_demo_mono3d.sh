@@ -17,6 +17,8 @@
 #
 # Knobs (environment): DEMO_WORK_DIR (work_dirs/demo_mono3d), DEMO_DATA
 # (data/synthetic_kitti_v1), DEMO_ITERS (the config's max_iters), DEMO_THREADS (all cores),
+# DEMO_CURVE_EVERY (N: keep a checkpoint every N iterations and, after the timed part, evaluate
+# each on the split: the learning curve goes into the JSON as "curve"),
 # DEMO_SPLIT (test; val to choose a recipe), DEMO_JSON (docs/demo_mono3d.json),
 # DEMO_PICTURE (docs/figures/demo_mono3d.png), DEMO_PYTHON (.venv/bin/python), SKIP_INSTALL=1.
 set -euo pipefail
@@ -52,10 +54,13 @@ done
 export OMP_NUM_THREADS="$THREADS" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 iterations="${DEMO_ITERS:-$("$PY" -c "from mmengine.config import Config; \
 print(Config.fromfile('$CONFIG').train_cfg.max_iters)")}"
+CURVE_EVERY="${DEMO_CURVE_EVERY:-}"
+checkpoint_every="${CURVE_EVERY:-$iterations}"
 overrides=(train_dataloader.dataset.data_root="$DATA/" test_dataloader.dataset.data_root="$DATA/"
            test_dataloader.dataset.ann_file="ImageSets/$SPLIT.txt"
            test_evaluator.result_dir="$WORK_DIR/results_$SPLIT"
-           train_cfg.max_iters="$iterations" default_hooks.checkpoint.interval="$iterations"
+           train_cfg.max_iters="$iterations" default_hooks.checkpoint.interval="$checkpoint_every"
+           default_hooks.checkpoint.max_keep_ckpts="$(( (iterations + checkpoint_every - 1) / checkpoint_every ))"
            param_scheduler.1.T_max="$((iterations - 20))" param_scheduler.1.end="$iterations")
 start=$(date +%s)
 loadavg_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -1)
@@ -71,6 +76,24 @@ echo "[demo-mono3d] == evaluate on the $SPLIT split (KITTI protocol, 375 x 1242)
 end=$(date +%s)
 loadavg_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -1)
 
+CURVE=""  # "ITERATION:METRICS_JSON ..." of the learning curve
+if [ -n "$CURVE_EVERY" ]; then
+  echo "[demo-mono3d] == learning curve: checkpoints every $CURVE_EVERY iterations on the $SPLIT split (not timed) =="
+  for saved in $(ls "$WORK_DIR"/iter_*.pth | sort -V); do
+    it=$(basename "$saved" .pth)
+    it=${it#iter_}
+    if [ "$it" -ne "$iterations" ]; then
+      "$PY" tools/test.py "$CONFIG" "$saved" --work-dir "$WORK_DIR" \
+        --metrics-out "$WORK_DIR/metrics_${SPLIT}_iter$it.json" \
+        --cfg-options "${overrides[@]}" test_evaluator.result_dir="$WORK_DIR/results_${SPLIT}_iter$it"
+      CURVE+="$it:$WORK_DIR/metrics_${SPLIT}_iter$it.json "
+    else
+      CURVE+="$it:$WORK_DIR/metrics_$SPLIT.json "
+    fi
+  done
+fi
+export CURVE WORK_DIR
+
 echo "[demo-mono3d] == picture =="
 mapfile -t ids < <(head -n 3 "$DATA/ImageSets/$SPLIT.txt")
 "$PY" tools/mono3d_demo.py --kitti "$DATA" --ids "${ids[@]}" --results "$WORK_DIR/results_$SPLIT" \
@@ -78,6 +101,7 @@ mapfile -t ids < <(head -n 3 "$DATA/ImageSets/$SPLIT.txt")
 
 "$PY" - "$WORK_DIR/metrics_$SPLIT.json" "$DATA" "$SPLIT" "$JSON_OUT" "$iterations" "$THREADS" \
   "$start" "$train_end" "$end" "$loadavg_start" "$loadavg_end" "$CONFIG" "$PICTURE" <<'PYEOF'
+import glob
 import json
 import os
 import sys
@@ -107,6 +131,26 @@ for name in ("Car", "Pedestrian", "Cyclist"):
     ]
     print(f"[demo-mono3d] {name:<12} " + " ".join(f"{v:8.2f}" for v in row[:3]) + "  |"
           + " ".join(f"{v:8.2f}" for v in row[3:]))
+curve = []
+loss_at = {}  # training loss logged at each iteration (the train run's scalars.json)
+for scalars in sorted(glob.glob(os.path.join(os.environ["WORK_DIR"], "*", "vis_data", "scalars.json"))):
+    for entry in map(json.loads, open(scalars)):
+        if "loss" in entry and "iter" in entry:
+            loss_at[entry["iter"]] = entry["loss"]
+for point in os.environ.get("CURVE", "").split():
+    it, path = point.split(":", 1)
+    values = json.load(open(path))
+    curve.append(
+        dict(
+            iteration=int(it),
+            train_loss=loss_at.get(int(it)),
+            **{k: values[k] for k in sorted(values) if k.startswith("kitti/Car_")
+               and "AP40_moderate" in k and "AOS" not in k},
+        )
+    )
+    print(f"[demo-mono3d] curve: iteration {int(it):5d}  loss {loss_at.get(int(it))}  "
+          + "  ".join(f"Car {m} {values[f'kitti/Car_{m}_AP40_moderate_loose']:.2f}"
+                      for m in ("2D", "BEV", "3D")) + "  (AP40 moderate loose)")
 record = dict(
     metrics,
     split=split,
@@ -123,6 +167,7 @@ record = dict(
     loadavg_start=float(load_start),
     loadavg_end=float(load_end),
     bar=BAR,
+    **({"curve": curve} if curve else {}),
 )
 atomic_write_text(json.dumps(record, indent=2) + "\n", json_out)
 wall = int(end) - int(start)
