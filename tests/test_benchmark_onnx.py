@@ -1,4 +1,5 @@
-"""tools/deployment/benchmark_onnx.py: export once into --export-dir, time later, JSON report."""
+"""tools/deployment/benchmark_onnx.py: export once into --export-dir, time later, JSON report;
+its section in docs/benchmarks.md (tools/analysis_tools/make_benchmark_docs.py --onnx-json)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "deployment" / "benchmark_onnx.py"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("benchmark_onnx_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load(TOOLS / "deployment" / "benchmark_onnx.py", "benchmark_onnx_tool")
 
 
 def test_arguments_that_do_not_go_together(tool, capsys):
@@ -33,7 +38,7 @@ def test_arguments_that_do_not_go_together(tool, capsys):
 
 
 @pytest.mark.slow
-def test_export_only_then_timing_reuses_the_graph(tool, tmp_path):
+def test_export_only_then_timing_reuses_the_graph(tool, tmp_path, monkeypatch):
     folder, out = tmp_path / "graphs", tmp_path / "report.json"
     common = ["--models", "lw_plgvit_r", "--shapes", "32x64", "--export-dir", str(folder)]
     assert tool.main([*common, "--export-only"]) == 0
@@ -51,3 +56,11 @@ def test_export_only_then_timing_reuses_the_graph(tool, tmp_path):
     assert result["ratio_median"] == pytest.approx(
         result["onnxruntime_ms"]["median"] / result["pytorch_ms"]["median"]
     )
+    monkeypatch.syspath_prepend(str(TOOLS / "analysis_tools"))  # its sibling modules
+    docs = _load(TOOLS / "analysis_tools" / "make_benchmark_docs.py", "make_benchmark_docs_tool")
+    lines = docs.onnx_section(report, out)
+    (row,) = [line for line in lines if line.startswith("| lw_plgvit_r |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "32x64" and cells[4] == f"{result['ratio_median']:.2f}"
+    assert cells[5] == "<= 1.0"
+    assert cells[6].startswith("MET" if result["ratio_median"] <= 1.0 else "NOT MET")
