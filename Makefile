@@ -32,4 +32,4 @@ format: install
 
 # ONNX Runtime vs PyTorch eager latency of the exported backbones (docs/onnx_benchmarks.json)
 onnx-benchmark: install
-	$(PY) tools/deployment/benchmark_onnx.py --models lw_plgvit_a lw_plgvit_r nat_tiny --shapes 224x224 384x1280 --threads 2 --out docs/onnx_benchmarks.json
+	$(PY) tools/deployment/benchmark_onnx.py --models lw_plgvit_a lw_plgvit_r nat_tiny --shapes 224x224 384x1280 --threads 2 --export-dir work_dirs/onnx_bench --out docs/onnx_benchmarks.json

@@ -53,6 +53,7 @@ def test_export_only_then_timing_reuses_the_graph(tool, tmp_path, monkeypatch):
     (result,) = report["results"]
     assert result["model"] == "lw_plgvit_r" and result["shape"] == [32, 64]
     assert result["rounds"] == 2 and result["parity"]["max_rel"] <= 1e-4
+    assert result["onnx_bytes"] == graph.stat().st_size
     assert result["ratio_median"] == pytest.approx(
         result["onnxruntime_ms"]["median"] / result["pytorch_ms"]["median"]
     )
@@ -62,5 +63,5 @@ def test_export_only_then_timing_reuses_the_graph(tool, tmp_path, monkeypatch):
     (row,) = [line for line in lines if line.startswith("| lw_plgvit_r |")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "32x64" and cells[4] == f"{result['ratio_median']:.2f}"
-    assert cells[5] == "<= 1.0"
+    assert cells[5] == "<= 1.0" and cells[9] == f"{graph.stat().st_size / 1e6:.0f}"
     assert cells[6].startswith("MET" if result["ratio_median"] <= 1.0 else "NOT MET")

@@ -501,6 +501,7 @@ def onnx_section(report: dict, source: Path) -> list[str]:
                 verdict,
                 f"{r['parity']['max_abs']:.1e}",
                 f"{r['parity']['max_rel']:.1e}",
+                f"{r['onnx_bytes'] / 1e6:.0f}" if "onnx_bytes" in r else "-",
             ]
         )
     return [
@@ -525,6 +526,7 @@ def onnx_section(report: dict, source: Path) -> list[str]:
                 "verdict",
                 "max abs diff",
                 "rel. to scale",
+                "graph MB",
             ],
             rows,
         ),

@@ -89,6 +89,7 @@ def benchmark(name: str, shape: tuple[int, int], args: argparse.Namespace) -> di
         if args.export_only:
             return {"model": name, "shape": list(shape), "exported": str(path)}
         session = ort_session(path, threads=args.threads)
+        graph_bytes = path.stat().st_size
     feed = {session.get_inputs()[0].name: image.numpy()}
     module = target.module.eval()
 
@@ -117,6 +118,7 @@ def benchmark(name: str, shape: tuple[int, int], args: argparse.Namespace) -> di
         "pytorch_ms": {"median": med["pytorch"], "min": min(times["pytorch"])},
         "onnxruntime_ms": {"median": med["onnxruntime"], "min": min(times["onnxruntime"])},
         "ratio_median": med["onnxruntime"] / med["pytorch"],
+        "onnx_bytes": graph_bytes,
         "parity": parity.as_dict(),
     }
 
