@@ -6,9 +6,10 @@
 Each backbone is exported at each shape (random weights, fp32, static shape) to a temporary
 file. PyTorch runs eager under ``torch.no_grad()`` with ``torch.set_num_threads(threads)`` (NAT
 uses its fused CPU kernel); ONNX Runtime runs the CPU execution provider with
-``intra_op_num_threads=threads``, batch 1. After warm-up, the two sides alternate within every
-round (the side that goes first alternates too), so load from other processes on a shared
-machine hits both sides alike; the JSON (rewritten after every model and shape, ``complete``
+``intra_op_num_threads=threads`` and no spinning between runs, batch 1, glibc allocator
+'retain'. After warm-up, the two sides alternate within every round (the side that goes first
+alternates too; each timed call follows one untimed call of the same side), so load from other
+processes hits both sides alike; the JSON (rewritten after every model and shape, ``complete``
 once all ran) holds the median and the minimum per side, their ratio, the max abs / rel
 difference of the outputs, and the machine's 1-minute load average when it was written.
 
@@ -88,7 +89,7 @@ def benchmark(name: str, shape: tuple[int, int], args: argparse.Namespace) -> di
         path = exported_graph(target, name, image, Path(args.export_dir or tmp))
         if args.export_only:
             return {"model": name, "shape": list(shape), "exported": str(path)}
-        session = ort_session(path, threads=args.threads)
+        session = ort_session(path, threads=args.threads, spinning=False)
         graph_bytes = path.stat().st_size
     feed = {session.get_inputs()[0].name: image.numpy()}
     module = target.module.eval()
@@ -109,6 +110,7 @@ def benchmark(name: str, shape: tuple[int, int], args: argparse.Namespace) -> di
     for index in range(rounds):
         order = [("pytorch", run_torch), ("onnxruntime", run_ort)]
         for side, fn in order if index % 2 == 0 else order[::-1]:
+            fn()  # untimed: the first call after a switch meets the other side's threads/caches
             times[side].append(_timed(fn))
     med = {side: statistics.median(values) for side, values in times.items()}
     return {
@@ -139,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
+    from plgvit_mm.utils.cpu_allocator import set_cpu_allocator
+
     torch.set_num_threads(args.threads)
+    args.cpu_allocator = set_cpu_allocator("retain")
     shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
     results = []
     for name in args.models:
@@ -165,7 +170,9 @@ def write_report(args: argparse.Namespace, results: list[dict], done: bool) -> N
         "method": (
             "batch 1, fp32, random weights; PyTorch eager (torch.no_grad, torch.set_num_threads("
             f"{args.threads})) vs ONNX Runtime CPU EP (intra_op_num_threads={args.threads}); "
-            "sides alternate within each round (interleaved) so shared-CPU load hits both; "
+            "ONNX Runtime threads do not spin between runs; CPU allocator 'retain' (glibc keeps "
+            "freed memory); sides alternate within each round (interleaved), each timed call "
+            "after one untimed call of the same side; "
             "ratio = ONNX Runtime median / PyTorch median"
         ),
         "environment": {
@@ -175,6 +182,7 @@ def write_report(args: argparse.Namespace, results: list[dict], done: bool) -> N
             "machine": platform.machine(),
             "cpu": cpu_model(),
             "threads": args.threads,
+            "cpu_allocator": args.cpu_allocator,
             "load_average_1min": os.getloadavg()[0],
         },
         "complete": done,
