@@ -29,6 +29,7 @@ def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
+@pytest.mark.slow
 def test_backbone_bf16_autocast_forward_backward_matches_fp32(name):
     torch.manual_seed(0)
     model = MODELS.build(dict(BACKBONES[name], drop_path_rate=0.0)).eval()

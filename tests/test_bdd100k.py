@@ -177,6 +177,7 @@ def test_fasterrcnn_bdd100k_config_reads_converted_labels(tmp_path, arch):
 
 
 @pytest.mark.parametrize("arch", ["a", "r"])
+@pytest.mark.slow
 def test_upernet_bdd100k_config_reads_seg_masks(tmp_path, arch):
     rng = np.random.default_rng(0)
     for split in ("train", "val"):

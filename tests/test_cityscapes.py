@@ -67,6 +67,7 @@ def _write_semantic(root: Path, rng: np.random.Generator) -> dict[str, np.ndarra
 
 
 @pytest.mark.parametrize("arch", ["a", "r"])
+@pytest.mark.slow
 def test_upernet_cityscapes_config_reads_label_train_ids(tmp_path, arch):
     labels = _write_semantic(tmp_path, np.random.default_rng(1))
     train, cfg = _build(f"upernet_lwplgvit_{arch}_cityscapes.py", "train_dataloader", tmp_path)
@@ -85,6 +86,7 @@ def test_upernet_cityscapes_config_reads_label_train_ids(tmp_path, arch):
 
 
 @pytest.mark.parametrize("arch", ["a", "r"])
+@pytest.mark.slow
 def test_maskrcnn_cityscapes_config_reads_instance_annotations(tmp_path, arch):
     rng = np.random.default_rng(2)
     names = list(THING_IDS)

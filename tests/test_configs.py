@@ -210,6 +210,7 @@ def _test_batch(detection: bool, size: int = 64) -> dict:
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(CONFIG_DIR).as_posix())
+@pytest.mark.slow
 def test_config_builds_model_and_predicts(path):
     cfg = Config.fromfile(str(path))
     detection = cfg.default_scope == "mmdet"

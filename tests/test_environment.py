@@ -4,6 +4,7 @@ UperNet build and predict on CPU with torch 2.14, and plgvit_mm imports with eve
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 
@@ -41,6 +42,7 @@ def test_mmcv_compiled_ops_compute():
     torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.slow
 def test_mmdet_mask_rcnn_predicts_on_cpu():
     from mmdet.apis import inference_detector, init_detector
     from mmengine.hub import get_config
@@ -55,6 +57,7 @@ def test_mmdet_mask_rcnn_predicts_on_cpu():
     assert result.metainfo["ori_shape"] == (160, 224)
 
 
+@pytest.mark.slow
 def test_mmseg_upernet_r50_builds_and_predicts_on_cpu():
     from mmengine.hub import get_config
     from mmseg.apis import inference_model, init_model

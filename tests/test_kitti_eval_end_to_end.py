@@ -188,6 +188,7 @@ def test_tiny_perturbation_scores_100_through_the_tool(generated_set, tmp_path, 
     }
 
 
+@pytest.mark.slow
 def test_3d_ap_drops_monotonically_with_the_perturbation(generated_set):
     _, scenes = generated_set
     rng = np.random.default_rng(3)

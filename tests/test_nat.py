@@ -375,6 +375,7 @@ def test_classifier_checkpoint_into_backbone_keeps_dense_norms(tmp_path):
     assert torch.equal(own["norm2.weight"], torch.ones(256))  # dense norms start at identity
 
 
+@pytest.mark.slow
 def test_hf_layout_round_trip_is_exact(dense_case, tmp_path):
     """Official -> HF (spec map) -> our converter, via init_cfg and via the converter tool."""
     hf_backbone = to_hf(dense_case["state"], prefix="")  # transformers NatBackbone layout

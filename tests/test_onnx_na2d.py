@@ -91,6 +91,7 @@ def test_dynamic_translation_matches_reference_at_other_sizes():
         _check(model, module, inputs, module.reference)
 
 
+@pytest.mark.slow
 def test_plain_export_of_the_layer_is_standard_and_exact():
     """``torch.onnx.export(model, args)`` without a translation table: the decomposition that
     ``import plgvit_mm.ops`` registers lowers the op; maps smaller than the kernel are padded."""

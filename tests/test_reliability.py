@@ -69,6 +69,7 @@ atomic_write_bytes(b'new' * 1000, sys.argv[1])
 """
 
 
+@pytest.mark.slow
 def test_atomic_write_survives_sigkill_mid_write(tmp_path):
     target, started = tmp_path / "iter_2.pth", tmp_path / "started"
     atomic_write_bytes(b"old", target)

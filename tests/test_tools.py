@@ -102,6 +102,7 @@ mm = pytest.mark.skipif(
 
 
 @mm
+@pytest.mark.slow
 def test_train_cli_rejects_a_cfg_options_typo_and_applies_flags(tmp_path):
     train = _tool("train")
 
@@ -159,6 +160,7 @@ def test_test_cli_show_dir_enables_the_visualization_hooks(tmp_path):
 
 @mm
 @pytest.mark.parametrize("config, shape", [(UPERNET, (64, 96)), (MASKRCNN, (128, 128))])
+@pytest.mark.slow
 def test_get_flops_uses_the_shared_counter(tmp_path, config, shape):
     get_flops = _tool("get_flops")
     from mmengine.registry import MODELS
@@ -221,6 +223,7 @@ def test_benchmark_times_the_whole_model(tmp_path, config, options):
 
 @mm
 @pytest.mark.parametrize("config", [MASKRCNN, UPERNET])
+@pytest.mark.slow
 def test_image_demo_saves_a_picture_of_the_image_size(tmp_path, config):
     image_demo = _tool("image_demo")
     from PIL import Image
