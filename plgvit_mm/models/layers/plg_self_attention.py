@@ -65,8 +65,8 @@ class PLGSelfAttention(nn.Module):
         w_local = self.proj.weight[:, : self.local_dim]
         if self.local_proj is None:
             return F.linear(local, w_local, self.proj.bias)
-        few_tokens = local.numel() // self.local_dim <= self.proj.out_features
-        if not torch.compiler.is_compiling() and few_tokens:
+        compiling = torch.compiler.is_compiling()
+        if not compiling and local.numel() // self.local_dim <= self.proj.out_features:
             return F.linear(self.local_proj(local), w_local, self.proj.bias)
         bias = torch.addmv(self.proj.bias, w_local, self.local_proj.bias)
         return F.linear(local, w_local @ self.local_proj.weight, bias)
