@@ -157,3 +157,45 @@ def test_demo_record_is_consistent_and_quoted():
         assert quoted in readme, f"README should quote {key} as '{quoted}'"
     for run in runs:
         assert {"threads", "wall_s", "iterations", "seed"} <= run.keys()
+
+
+MONO3D_RECORDS = ("demo_mono3d.json", "demo_mono3d_60min.json")
+
+
+def _loose(values: dict, metric: str) -> str:
+    return f"{values[f'kitti/Car_{metric}_AP40_moderate_loose']:.2f}"
+
+
+def mono3d_run_row(record: dict) -> str:
+    """The row docs/design/mono3d_kitti.md quotes for one mono-3D demo record."""
+    wall, errors = record["wall_s"], record["car_localisation"]
+    return (
+        f"| {record['iterations']} | {record['threads']} | {wall // 60} min {wall % 60:02d} s | "
+        + " / ".join(_loose(record, m) for m in ("2D", "BEV", "3D"))
+        + f" | {errors['found']:.0%} / {errors['depth_error_relative']:.1%} / "
+        f"{errors['yaw_error_deg']:.0f} / {errors['bev_iou_at_least_0.5']:.0%} |"
+    )
+
+
+def mono3d_curve_row(point: dict) -> str:
+    """The row docs/design/mono3d_kitti.md quotes for one learning-curve point."""
+    return (
+        f"| {point['iteration']} | {point['train_loss']:.2f} | "
+        + " | ".join(_loose(point, m) for m in ("2D", "BEV", "3D"))
+        + f" | {point['car_found']:.0%} | {point['car_depth_error_relative']:.1%} | "
+        f"{point['car_yaw_error_deg']:.0f} |"
+    )
+
+
+def test_mono3d_demo_records_are_quoted():
+    """The mono-3D demo records (test split, val learning curve) and their pictures exist, and
+    the design doc quotes each run and each curve point as recorded."""
+    doc = " ".join((REPO / "docs" / "design" / "mono3d_kitti.md").read_text().split())
+    for name in MONO3D_RECORDS:
+        record = json.loads((REPO / "docs" / name).read_text())
+        assert record["split"] == "test" and record["curve_split"] == "val"
+        assert record["command"] in doc, f"the doc should give the command of docs/{name}"
+        assert mono3d_run_row(record) in doc, f"docs/{name}: quote '{mono3d_run_row(record)}'"
+        for point in record["curve"]:
+            assert mono3d_curve_row(point) in doc, f"docs/{name}: '{mono3d_curve_row(point)}'"
+    assert (REPO / "docs" / "figures" / "demo_mono3d.png").is_file()

@@ -47,7 +47,11 @@ def run(tmp_path):
     scalars.write_text(
         "\n".join(
             json.dumps(e)
-            for e in ({"iter": 10, "loss": 9.0}, {"iter": 20, "loss": 7.5}, {"step": 1})
+            for e in (
+                {"iter": 10, "loss": 9.0},
+                {"iter": 20, "loss": 7.5, "loss_depth": 5.0, "lr": 0.1},
+                {"step": 1},
+            )
         )
     )
     return data, work
@@ -84,7 +88,7 @@ def test_record_of_a_run_below_the_bar(run, tmp_path, capsys):
     assert localisation["depth_error_m"] == 0.0
     (point,) = record["curve"]
     assert record["curve_split"] == "val" and point["iteration"] == 20
-    assert point["train_loss"] == 7.5
+    assert point["train_loss"] == 7.5 and point["train_loss_terms"] == {"loss_depth": 5.0}
     assert point["car_depth_error_relative"] == pytest.approx(0.1)
     assert point["kitti/Car_2D_AP40_moderate_loose"] == pytest.approx(10.0)
 

@@ -18,9 +18,10 @@
 # Knobs (environment): DEMO_WORK_DIR (work_dirs/demo_mono3d), DEMO_DATA
 # (data/synthetic_kitti_v1), DEMO_ITERS (the config's max_iters), DEMO_THREADS (all cores),
 # DEMO_CURVE_EVERY (N: keep a checkpoint every N iterations and, after the timed part, evaluate
-# each on the split: the learning curve goes into the JSON as "curve"),
+# each on DEMO_CURVE_SPLIT, val by default: the learning curve goes into the JSON as "curve"),
 # DEMO_SPLIT (test; val to choose a recipe), DEMO_JSON (docs/demo_mono3d.json),
-# DEMO_PICTURE (docs/figures/demo_mono3d.png), DEMO_PYTHON (.venv/bin/python), SKIP_INSTALL=1.
+# DEMO_PICTURE (docs/figures/demo_mono3d.png), DEMO_PICTURE_SCORE (0.05: the least score drawn),
+# DEMO_COMMAND (the command written into the record), DEMO_PYTHON (.venv/bin/python), SKIP_INSTALL=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -69,6 +70,8 @@ echo "[demo-mono3d] == train $CONFIG for $iterations iterations ($THREADS thread
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" --cfg-options "${overrides[@]}"
 checkpoint="$(cat "$WORK_DIR/last_checkpoint")"
 train_end=$(date +%s)
+# this training run's logged scalars (the newest log folder; earlier runs may share the work dir)
+TRAIN_SCALARS="$(ls -td "$WORK_DIR"/*/vis_data | head -n 1)/scalars.json"
 
 echo "[demo-mono3d] == evaluate on the $SPLIT split (KITTI protocol, 375 x 1242) =="
 "$PY" tools/test.py "$CONFIG" "$checkpoint" --work-dir "$WORK_DIR" \
@@ -76,107 +79,29 @@ echo "[demo-mono3d] == evaluate on the $SPLIT split (KITTI protocol, 375 x 1242)
 end=$(date +%s)
 loadavg_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo -1)
 
-CURVE=""  # "ITERATION:METRICS_JSON ..." of the learning curve
+CURVE=()  # ITERATION:METRICS_JSON of each point of the learning curve
+CURVE_SPLIT="${DEMO_CURVE_SPLIT:-val}"
 if [ -n "$CURVE_EVERY" ]; then
-  echo "[demo-mono3d] == learning curve: checkpoints every $CURVE_EVERY iterations on the $SPLIT split (not timed) =="
-  for saved in $(ls "$WORK_DIR"/iter_*.pth | sort -V); do
-    it=$(basename "$saved" .pth)
-    it=${it#iter_}
-    if [ "$it" -ne "$iterations" ]; then
-      "$PY" tools/test.py "$CONFIG" "$saved" --work-dir "$WORK_DIR" \
-        --metrics-out "$WORK_DIR/metrics_${SPLIT}_iter$it.json" \
-        --cfg-options "${overrides[@]}" test_evaluator.result_dir="$WORK_DIR/results_${SPLIT}_iter$it"
-      CURVE+="$it:$WORK_DIR/metrics_${SPLIT}_iter$it.json "
-    else
-      CURVE+="$it:$WORK_DIR/metrics_$SPLIT.json "
-    fi
+  echo "[demo-mono3d] == learning curve: checkpoints every $CURVE_EVERY iterations on the $CURVE_SPLIT split (not timed) =="
+  for it in $( (seq "$CURVE_EVERY" "$CURVE_EVERY" "$iterations"; echo "$iterations") | sort -nu); do
+    metrics="$WORK_DIR/metrics_${CURVE_SPLIT}_iter$it.json"
+    "$PY" tools/test.py "$CONFIG" "$WORK_DIR/iter_$it.pth" --work-dir "$WORK_DIR" --metrics-out "$metrics" \
+      --cfg-options "${overrides[@]}" test_dataloader.dataset.ann_file="ImageSets/$CURVE_SPLIT.txt" \
+      test_evaluator.result_dir="$WORK_DIR/results_${CURVE_SPLIT}_iter$it"
+    CURVE+=("$it:$metrics")
   done
 fi
-export CURVE WORK_DIR
 
 echo "[demo-mono3d] == picture =="
 mapfile -t ids < <(head -n 3 "$DATA/ImageSets/$SPLIT.txt")
 "$PY" tools/mono3d_demo.py --kitti "$DATA" --ids "${ids[@]}" --results "$WORK_DIR/results_$SPLIT" \
-  --score-thr 0.2 --colors 128 --out "$PICTURE"
+  --score-thr "${DEMO_PICTURE_SCORE:-0.05}" --colors 128 --out "$PICTURE"
+echo "[demo-mono3d] picture: $PICTURE"
 
-"$PY" - "$WORK_DIR/metrics_$SPLIT.json" "$DATA" "$SPLIT" "$JSON_OUT" "$iterations" "$THREADS" \
-  "$start" "$train_end" "$end" "$loadavg_start" "$loadavg_end" "$CONFIG" "$PICTURE" <<'PYEOF'
-import glob
-import json
-import os
-import sys
-
-from mmengine.config import Config
-
-from plgvit_mm.datasets.kitti_files import read_image_set, read_label_file
-from plgvit_mm.evaluation.kitti_eval import count_ground_truth
-from plgvit_mm.evaluation.kitti_summary import format_kitti_summary
-from plgvit_mm.utils.atomic_file import atomic_write_text
-
-(metrics_file, data, split, json_out, iterations, threads, start, train_end, end,
- load_start, load_end, config, picture) = sys.argv[1:]
-BAR = {"kitti/Car_BEV_AP40_moderate_loose": 50.0, "kitti/Car_3D_AP40_moderate_loose": 35.0}
-metrics = {k: v for k, v in json.load(open(metrics_file)).items() if k.startswith("kitti/")}
-ids = read_image_set(os.path.join(data, "ImageSets", f"{split}.txt"))
-labels = [read_label_file(os.path.join(data, "training", "label_2", f"{i}.txt")) for i in ids]
-train_size = len(read_image_set(os.path.join(data, "ImageSets", "train.txt")))
-print(f"\n[demo-mono3d] ======== {split} split: {len(ids)} frames (AP in %) ========")
-print(format_kitti_summary(metrics, count_ground_truth(labels), prefix="kitti/"))
-print("\n[demo-mono3d] AP40, moderate:        2D      BEV       3D   (strict | loose)")
-for name in ("Car", "Pedestrian", "Cyclist"):
-    row = [
-        metrics[f"kitti/{name}_{m}_AP40_moderate_{s}"]
-        for s in ("strict", "loose")
-        for m in ("2D", "BEV", "3D")
-    ]
-    print(f"[demo-mono3d] {name:<12} " + " ".join(f"{v:8.2f}" for v in row[:3]) + "  |"
-          + " ".join(f"{v:8.2f}" for v in row[3:]))
-curve = []
-loss_at = {}  # training loss logged at each iteration (the train run's scalars.json)
-for scalars in sorted(glob.glob(os.path.join(os.environ["WORK_DIR"], "*", "vis_data", "scalars.json"))):
-    for entry in map(json.loads, open(scalars)):
-        if "loss" in entry and "iter" in entry:
-            loss_at[entry["iter"]] = entry["loss"]
-for point in os.environ.get("CURVE", "").split():
-    it, path = point.split(":", 1)
-    values = json.load(open(path))
-    curve.append(
-        dict(
-            iteration=int(it),
-            train_loss=loss_at.get(int(it)),
-            **{k: values[k] for k in sorted(values) if k.startswith("kitti/Car_")
-               and "AP40_moderate" in k and "AOS" not in k},
-        )
-    )
-    print(f"[demo-mono3d] curve: iteration {int(it):5d}  loss {loss_at.get(int(it))}  "
-          + "  ".join(f"Car {m} {values[f'kitti/Car_{m}_AP40_moderate_loose']:.2f}"
-                      for m in ("2D", "BEV", "3D")) + "  (AP40 moderate loose)")
-record = dict(
-    metrics,
-    split=split,
-    frames=len(ids),
-    wall_s=int(end) - int(start),
-    train_s=int(train_end) - int(start),
-    eval_s=int(end) - int(train_end),
-    iterations=int(iterations),
-    threads=int(threads),
-    train_size=train_size,
-    input_size=list(Config.fromfile(config).input_size)[::-1],  # H, W
-    config=config,
-    command=os.environ.get("DEMO_COMMAND", "make demo-mono3d"),
-    loadavg_start=float(load_start),
-    loadavg_end=float(load_end),
-    bar=BAR,
-    **({"curve": curve} if curve else {}),
-)
-atomic_write_text(json.dumps(record, indent=2) + "\n", json_out)
-wall = int(end) - int(start)
-print(f"[demo-mono3d] train + evaluation wall time: {wall // 60} min {wall % 60} s "
-      f"({threads} threads, load average {load_start} -> {load_end})")
-print(f"[demo-mono3d] metrics: {json_out}   picture: {picture}")
-missed = [f"{k} {metrics[k]:.2f} < {v}" for k, v in BAR.items() if metrics[k] < v]
-if missed:
-    print("[demo-mono3d] MISSES the bar: " + "; ".join(missed))
-    sys.exit(1)
-print("[demo-mono3d] meets the bar: " + ", ".join(f"{k} >= {v}" for k, v in BAR.items()))
-PYEOF
+train_s=$((train_end - start))
+eval_s=$((end - train_end))
+"$PY" tools/analysis_tools/record_mono3d_demo.py --metrics "$WORK_DIR/metrics_$SPLIT.json" \
+  --results "$WORK_DIR/results_$SPLIT" --data "$DATA" --split "$SPLIT" --config "$CONFIG" \
+  --iterations "$iterations" --threads "$THREADS" --train-s "$train_s" --eval-s "$eval_s" \
+  --loadavg "$loadavg_start" "$loadavg_end" --out "$JSON_OUT" --train-scalars "$TRAIN_SCALARS" \
+  --command "${DEMO_COMMAND:-make demo-mono3d}" --curve-split "$CURVE_SPLIT" --curve "${CURVE[@]}"

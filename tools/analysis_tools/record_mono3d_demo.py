@@ -14,8 +14,8 @@ learning curve, and writes (atomically) every ``kitti/`` metric with ``split``, 
 ``input_size``, ``config``, ``command``, the load averages, ``bar``,
 ``car_localisation`` (plgvit_mm.evaluation.kitti_localisation: depth, lateral and yaw errors of
 the moderate Cars' nearest guesses) and, with ``--curve``, ``curve_split`` and ``curve``
-(per checkpoint: the Car AP40 moderate metrics, the last logged training loss and the Car
-localisation errors on the curve split; a curve point's results are read from the
+(per checkpoint: the Car AP40 moderate metrics, the last logged training loss and its terms, and
+the Car localisation errors on the curve split; a curve point's results are read from the
 ``results_<split>_iter<N>`` folder beside its metrics file). Exits with 1 below the bar:
 ``kitti/Car_BEV_AP40_moderate_loose`` >= 50 and ``kitti/Car_3D_AP40_moderate_loose`` >= 35.
 """
@@ -60,13 +60,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def logged_losses(scalars: str | None) -> dict[int, float]:
-    """Training loss per logged iteration of one run's scalars.json."""
+def logged_losses(scalars: str | None) -> dict[int, dict[str, float]]:
+    """The logged losses (``loss`` and each ``loss_*`` term) per iteration of one run's
+    scalars.json."""
     if not scalars:
         return {}
     with open(scalars) as f:
         entries = [json.loads(line) for line in f if line.strip()]
-    return {e["iter"]: e["loss"] for e in entries if "loss" in e and "iter" in e}
+    return {
+        e["iter"]: {k: v for k, v in e.items() if k == "loss" or k.startswith("loss_")}
+        for e in entries
+        if "loss" in e and "iter" in e
+    }
 
 
 def car_localisation(data: str, split: str, results: str | Path) -> dict:
@@ -93,7 +98,12 @@ def curve_points(args: argparse.Namespace) -> list[dict]:
             args.curve_split,
             Path(path).parent / f"results_{args.curve_split}_iter{iteration}",
         )
-        point = dict(iteration=iteration, train_loss=losses[max(logged)] if logged else None)
+        terms = losses[max(logged)] if logged else {}
+        point = dict(
+            iteration=iteration,
+            train_loss=terms.get("loss"),
+            train_loss_terms={k: v for k, v in terms.items() if k != "loss"},
+        )
         point.update(
             {
                 k: values[k]
