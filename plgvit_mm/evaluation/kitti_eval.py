@@ -451,26 +451,27 @@ def evaluate_kitti(
     return results
 
 
+def counts_at(gt: KittiObjects, class_name: str, difficulty: int) -> np.ndarray:
+    """(N,) bool: the labelled objects of ``class_name`` that count (are not ignored) at
+    ``difficulty`` (index into DIFFICULTIES) under the protocol."""
+    height = gt.bbox[:, 3] - gt.bbox[:, 1]
+    return (
+        (np.char.lower(gt.names.astype(str)) == class_name.lower())
+        & (gt.occluded <= MAX_OCCLUSION[difficulty])
+        & (gt.truncated <= MAX_TRUNCATION[difficulty])
+        & (height > MIN_HEIGHT[difficulty])
+    )
+
+
 def count_ground_truth(
     gt_annos: Sequence[KittiObjects], classes: Sequence[str] = KITTI_CLASSES
 ) -> dict[tuple[str, str], int]:
     """Objects that count (are not ignored) per (class, difficulty) under the protocol."""
-    counts = {}
-    for class_name in classes:
-        for d, difficulty in enumerate(DIFFICULTIES):
-            total = 0
-            for gt in gt_annos:
-                height = gt.bbox[:, 3] - gt.bbox[:, 1]
-                total += int(
-                    (
-                        (np.char.lower(gt.names.astype(str)) == class_name.lower())
-                        & (gt.occluded <= MAX_OCCLUSION[d])
-                        & (gt.truncated <= MAX_TRUNCATION[d])
-                        & (height > MIN_HEIGHT[d])
-                    ).sum()
-                )
-            counts[(class_name, difficulty)] = total
-    return counts
+    return {
+        (class_name, difficulty): sum(int(counts_at(gt, class_name, d).sum()) for gt in gt_annos)
+        for class_name in classes
+        for d, difficulty in enumerate(DIFFICULTIES)
+    }
 
 
 def perfect_ap(num_objects: int) -> tuple[float, float]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..datasets.kitti_files import KittiObjects
 from .box_overlaps import bev_and_3d_iou, iou_2d
-from .kitti_eval import DIFFICULTIES, MAX_OCCLUSION, MAX_TRUNCATION, MIN_HEIGHT
+from .kitti_eval import DIFFICULTIES, counts_at
 
 LOCALISATION_FIELDS = (
     "labelled",
@@ -36,17 +36,6 @@ def _camera_boxes(objects: KittiObjects) -> np.ndarray:
     """(N, 7) x y z h w l ry from KITTI's location, dimensions (h w l) and rotation_y."""
     return np.concatenate(
         [objects.location, objects.dimensions, objects.rotation_y[:, None]], axis=1
-    )
-
-
-def _counted(objects: KittiObjects, class_name: str, difficulty: int) -> np.ndarray:
-    """Objects of ``class_name`` that count at ``difficulty`` (the devkit's rules)."""
-    height = objects.bbox[:, 3] - objects.bbox[:, 1]
-    return (
-        (objects.names == class_name)
-        & (objects.occluded <= MAX_OCCLUSION[difficulty])
-        & (objects.truncated <= MAX_TRUNCATION[difficulty])
-        & (height > MIN_HEIGHT[difficulty])
     )
 
 
@@ -71,7 +60,7 @@ def localisation_errors(
     level = DIFFICULTIES.index(difficulty)
     labelled, gt_found, dt_found = 0, [], []
     for gt, dt in zip(gt_annos, dt_annos, strict=True):
-        gt = gt.select(_counted(gt, class_name, level))
+        gt = gt.select(counts_at(gt, class_name, level))
         dt = dt.select(dt.names == class_name)
         labelled += len(gt)
         if not len(gt) or not len(dt):

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise KeyError(f"{args.metrics}: no {', '.join(missing)} (not a KITTI metrics file?)")
     root = Path(args.data)
-    _, gt, _, _ = load_kitti_folders(
+    _, gt, dt, _ = load_kitti_folders(
         root / "training" / "label_2", args.results, root / "ImageSets" / f"{args.split}.txt"
     )
     print(f"\n[demo-mono3d] ======== {args.split} split: {len(gt)} frames (AP in %) ========")
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             + "  |"
             + " ".join(f"{v:8.2f}" for v in row[3:])
         )
-    localisation = car_localisation(args.data, args.split, args.results)
+    localisation = localisation_errors(gt, dt, "Car", "moderate")
     print(f"[demo-mono3d] moderate Cars, nearest guesses: {json.dumps(localisation)}")
     curve = curve_points(args)
     for point in curve:
